@@ -1,0 +1,28 @@
+"""Thin command-line applications (as TAppEncoder / TAppDecoder)."""
+import sys
+
+from syntax.errors import BitstreamError
+
+from ..cfg import CfgError
+from ..picture import PictureError
+
+USER_ERRORS = (BitstreamError, CfgError, PictureError, OSError, ValueError)
+
+
+def run_app(prog, fn, argv):
+    """Run ``fn(argv)``; user-facing errors become one line on stderr."""
+    try:
+        return fn(argv)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BitstreamError as e:
+        print(f"{prog}: bitstream error: {e}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: still one line, and say so
+        print(f"{prog}: internal error ({type(e).__name__}): {e} -- please report with the input",
+              file=sys.stderr)
+        return 3

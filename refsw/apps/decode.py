@@ -1,0 +1,83 @@
+"""refsw-decode: reference decoder application."""
+from __future__ import annotations
+
+import sys
+import time
+
+from .. import cfg as cfgmod
+from ..decoder import Decoder
+from ..options import DECODER_OPTIONS, apply_aliases
+from ..picture import PictureError, open_input, write_output
+from ..metrics import psnr
+from syntax.rw import Trace
+from . import run_app
+
+PROG = "refsw-decode"
+
+
+def _main(argv):
+    argv = apply_aliases(argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(DECODER_OPTIONS.help_text(PROG))
+        return 0
+    c, _ = cfgmod.parse(argv, DECODER_OPTIONS)
+    if not c.BitstreamFile:
+        raise cfgmod.CfgError("no bitstream given (-b FILE)", key="BitstreamFile")
+    from ..threads import set_threads
+    set_threads(c.Threads)
+    with open(c.BitstreamFile, "rb") as f:
+        data = f.read()
+    trace = tf = None
+    if c.TraceFile:
+        tf = open(c.TraceFile, "w", encoding="utf-8")
+        trace = Trace(sink=lambda line: tf.write(line + "\n"))
+    t0 = time.perf_counter()
+    dec = Decoder(check_hash=c.CheckHash, max_layer=None if c.TargetLayer < 0 else c.TargetLayer,
+                  trace=trace, threads=c.Threads, device=c.Device)
+    try:
+        out = dec.decode(data)
+    finally:
+        if tf:
+            tf.close()
+    dt = time.perf_counter() - t0
+    mismatches = 0
+    for d in out:
+        p = d.picture
+        status = {"match": "[MD5:OK]", "mismatch": "[MD5:MISMATCH]", "absent": "[no hash]",
+                  "off": "[hash not checked]"}[d.hash_status]
+        print(f"POC {d.poc:4d} {p.width}x{p.height} {p.chroma_format} {p.bit_depth}-bit {status}"
+              + (f" layer {d.hash_layer}" if d.hash_layer else ""))
+        if d.hash_status == "mismatch":
+            mismatches += 1
+            print(f"  {d.hash_detail}", file=sys.stderr)
+    if c.ReconFile:
+        write_output(c.ReconFile, [d.picture for d in out])
+    npix = sum(d.picture.width * d.picture.height for d in out)
+    print(f"{PROG}: {len(out)} picture(s), {len(data)} bytes, {8 * len(data) / max(npix, 1):.4f} bpp, "
+          f"{dt:.3f} s")
+    if c.RefFile:
+        refs = list(open_input(c.RefFile, width=out[0].picture.width, height=out[0].picture.height,
+                               chroma_format=out[0].picture.chroma_format,
+                               bit_depth=out[0].picture.bit_depth)
+                    if c.RefFile.lower().endswith(".yuv") else open_input(c.RefFile))
+        if len(refs) < len(out):
+            raise PictureError(f"{len(refs)} reference pictures for {len(out)} decoded", path=c.RefFile)
+        vals = [psnr(r, d.picture) for r, d in zip(refs, out)]
+        names = "/".join(out[0].picture.colour_space == "rgb" and "RGB" or "YUV")
+        mean = [sum(v[i] for v in vals) / len(vals) for i in range(len(vals[0]))]
+        print("PSNR " + " ".join(f"{n}={m:.3f}" for n, m in zip(_comp_names(out[0].picture), mean))
+              + f" dB  bpp={8 * len(data) / max(npix, 1):.4f}")
+    if mismatches:
+        print(f"{PROG}: error: decoded picture hash mismatch in {mismatches} picture(s)", file=sys.stderr)
+        return 4
+    return 0
+
+
+def _comp_names(p):
+    if p.colour_space == "rgb":
+        return ["R", "G", "B", "RGB"]
+    return ["Y", "U", "V", "YUV"][:len(p.planes)] + ([] if len(p.planes) == 3 else [])
+
+
+def main(argv=None):
+    sys.exit(run_app(PROG, _main, sys.argv[1:] if argv is None else argv))

@@ -1,0 +1,209 @@
+"""Clause 8: decoding process.
+
+The decoder parses units in decoding order (syntax.units), assembles coded
+pictures (a picture header and the payload units that follow it), runs the
+picture decoding process of its ph_pic_coding_mode, crops the decoded picture
+by the conformance window and checks the decoded picture hash (7.8, 8.6).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from syntax import hls
+from syntax.errors import BitstreamError
+from syntax.rw import Trace
+from syntax.units import Unit, iter_units
+
+from .picture import Picture, plane_md5
+
+CHROMA_FORMAT_NAMES = {0: "400", 1: "420", 3: "444"}
+
+# ph_pic_coding_mode -> picture decoding process f(decoder, coded_picture) -> Picture
+PICTURE_DECODERS: dict[int, callable] = {}
+
+
+def register_picture_decoder(mode: int):
+    def deco(fn):
+        PICTURE_DECODERS[mode] = fn
+        return fn
+    return deco
+
+
+@dataclass
+class CodedPicture:
+    """A picture header and the units of its picture (decoding order)."""
+    ph: object
+    ph_unit: Unit
+    sps: object
+    units: list = field(default_factory=list)   # payload units other than DPH
+    dph: dict = field(default_factory=dict)      # unit_layer_id -> (Unit, DPH)
+
+    def units_of(self, unit_type):
+        return [u for u in self.units if u.unit_type == unit_type]
+
+
+@dataclass
+class DecodedPicture:
+    poc: int
+    picture: Picture
+    hash_status: str      # "match", "mismatch", "absent", "off"
+    hash_detail: str = ""
+    hash_layer: int | None = None
+
+
+def _err(msg, unit: Unit | None, *, element=None, clause="8.1", shall=None, structure=None):
+    where = f"unit {unit.index}" if unit is not None else None
+    bitpos = unit.offset * 8 if unit is not None else None
+    return BitstreamError(msg, structure=structure or (unit.type_name if unit else None), element=element,
+                          bitpos=bitpos, clause=clause, shall=shall, where=where)
+
+
+def crop_to_output(pic: Picture, sps) -> Picture:
+    """Apply the conformance window (clause 8.5)."""
+    sw, sh = hls.sub_wh(sps.sps_chroma_format_idc)
+    left, right = sps.sps_conf_win_left_offset, sps.sps_conf_win_right_offset
+    top, bottom = sps.sps_conf_win_top_offset, sps.sps_conf_win_bottom_offset
+    if not (left or right or top or bottom):
+        return pic
+    out_w, out_h = hls.output_size(sps)
+    planes = []
+    for c, p in enumerate(pic.planes):
+        if c == 0:
+            planes.append(p[top * sh: top * sh + out_h, left * sw: left * sw + out_w])
+        else:
+            cw, ch = (out_w + sw - 1) // sw, (out_h + sh - 1) // sh
+            planes.append(p[top: top + ch, left: left + cw])
+    return Picture([np.ascontiguousarray(p) for p in planes], pic.chroma_format, pic.bit_depth,
+                   pic.colour_space)
+
+
+def sps_picture_format(sps):
+    return (CHROMA_FORMAT_NAMES[sps.sps_chroma_format_idc], hls.bit_depth(sps),
+            "rgb" if sps.sps_colour_space_idc == 1 else "ycbcr")
+
+
+@register_picture_decoder(hls.PCM_MODE)
+def decode_pcm_picture(dec, cp: CodedPicture) -> Picture:
+    """Clause 8.3: PCM picture decoding: samples are copied."""
+    pcm = cp.units_of(hls.UT_PCM)
+    if len(pcm) != 1:
+        raise _err(f"a picture with ph_pic_coding_mode equal to 0 has {len(pcm)} PCM units", cp.ph_unit,
+                   element="ph_pic_coding_mode", clause="8.3",
+                   shall="A picture with ph_pic_coding_mode equal to 0 shall contain exactly one PCM unit")
+    cf, bd, cs = sps_picture_format(cp.sps)
+    planes = [np.asarray(p, dtype=np.uint16) for p in pcm[0].payload.pcm_sample]
+    return Picture(planes, cf, bd, cs)
+
+
+# units allowed inside a picture for each coding mode (8.1)
+_PICTURE_UNITS = {
+    hls.PCM_MODE: {hls.UT_PCM, hls.UT_RESTORATION},
+    hls.LEARNED_MODE: {hls.UT_LATENT, hls.UT_HYPER, hls.UT_RESTORATION},
+    hls.INNER_MODE: {hls.UT_INNER, hls.UT_RESTORATION},
+    hls.FEATURE_MODE: {hls.UT_FEATURE},
+}
+
+
+class Decoder:
+    """Decodes a refsw bitstream into output pictures (clause 8).
+
+    check_hash: verify decoded-picture-hash units (default, as VTM).
+    max_layer:  decode only units with unit_layer_id <= max_layer.
+    """
+
+    def __init__(self, *, check_hash: bool = True, max_layer: int | None = None,
+                 trace: Trace | None = None, threads: int | None = None, device: str = "cpu"):
+        self.check_hash = check_hash
+        self.max_layer = max_layer
+        self.trace = trace
+        self.threads = threads
+        self.device = device
+        self.sps = None
+        self.output: list[DecodedPicture] = []
+
+    def decode(self, data: bytes) -> list[DecodedPicture]:
+        self.output = []
+        cur: CodedPicture | None = None
+        seen_sps = False
+        for unit in iter_units(data, self.trace):
+            if self.max_layer is not None and unit.unit_layer_id > self.max_layer:
+                continue
+            ut = unit.unit_type
+            if ut not in hls.PAYLOAD_STRUCTURES:
+                continue  # reserved unit type: ignored (5.2)
+            if ut == hls.UT_SPS:
+                if cur is not None:
+                    self._finish(cur)
+                    cur = None
+                if self.sps is not None and seen_sps and unit.payload != self.sps:
+                    pass  # a new SPS starts a new coded sequence
+                self.sps = unit.payload
+                seen_sps = True
+            elif ut == hls.UT_PH:
+                if cur is not None:
+                    self._finish(cur)
+                cur = CodedPicture(unit.payload, unit, self.sps)
+            elif ut == hls.UT_EOS:
+                if cur is not None:
+                    self._finish(cur)
+                    cur = None
+            elif ut == hls.UT_DPH:
+                if cur is None:
+                    raise _err("DPH unit outside a picture", unit, element="unit_type",
+                               shall="A DPH unit shall follow the payload units of a picture")
+                if unit.unit_layer_id in cur.dph:
+                    raise _err(f"second DPH unit with unit_layer_id {unit.unit_layer_id} in one picture",
+                               unit, element="unit_layer_id",
+                               shall="A picture shall contain at most one DPH unit per unit_layer_id")
+                cur.dph[unit.unit_layer_id] = (unit, unit.payload)
+            else:
+                if ut == hls.UT_RESTORATION and not unit.payload.rm_picture_level_flag:
+                    if cur is not None:
+                        self._finish(cur)
+                        cur = None
+                    continue  # sequence-level metadata: used by the Track 2 post tools
+                if cur is None:
+                    raise _err(f"{unit.type_name} unit outside a picture (no preceding PH unit)", unit,
+                               element="unit_type",
+                               shall="A picture payload unit shall follow a PH unit")
+                if cur.dph:
+                    raise _err(f"{unit.type_name} unit after the DPH unit of its picture", unit,
+                               element="unit_type", shall="The DPH units of a picture shall follow its payload units")
+                if ut not in _PICTURE_UNITS[cur.ph.ph_pic_coding_mode]:
+                    raise _err(f"{unit.type_name} unit in a picture with ph_pic_coding_mode equal to "
+                               f"{cur.ph.ph_pic_coding_mode}", unit, element="unit_type",
+                               shall="The payload units of a picture shall be of the types allowed "
+                                     "for its ph_pic_coding_mode (Table 8-1)")
+                cur.units.append(unit)
+        if cur is not None:
+            self._finish(cur)
+        return self.output
+
+    def _finish(self, cp: CodedPicture):
+        mode = cp.ph.ph_pic_coding_mode
+        fn = PICTURE_DECODERS.get(mode)
+        if fn is None:
+            raise _err(f"ph_pic_coding_mode {mode} ({hls.CODING_MODE_NAMES.get(mode)}) is not supported by "
+                       f"this decoder version", cp.ph_unit, element="ph_pic_coding_mode", clause="8.2")
+        pic = fn(self, cp)
+        out = crop_to_output(pic, cp.sps)
+        status, detail, layer = "absent", "", None
+        if cp.dph and self.check_hash:
+            # the hash of the highest layer decoded covers this output (8.6)
+            present = {u.unit_layer_id for u in cp.units} | {0}
+            top = max(present)
+            if top in cp.dph:
+                layer = top
+                unit, dph = cp.dph[top]
+                bad = []
+                for c, plane in enumerate(out.planes):
+                    got = plane_md5(plane, out.bit_depth)
+                    if got != dph.dph_picture_md5[c]:
+                        bad.append(f"component {c}: expected {dph.dph_picture_md5[c].hex()} got {got.hex()}")
+                status = "mismatch" if bad else "match"
+                detail = "; ".join(bad)
+        elif not self.check_hash:
+            status = "off"
+        self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, out, status, detail, layer))

@@ -1,0 +1,154 @@
+"""Reference encoder (non-normative): builds the units of a refsw bitstream."""
+from __future__ import annotations
+
+import numpy as np
+
+from syntax import hls
+from syntax.levels import LEVELS, PROFILE_NAMES, PROFILES, min_level
+from syntax.rw import Struct, Trace
+from syntax.units import BitstreamWriter
+
+from .decoder import CHROMA_FORMAT_NAMES, Decoder, crop_to_output
+from .picture import Picture, picture_md5
+
+CHROMA_IDC = {v: k for k, v in CHROMA_FORMAT_NAMES.items()}
+
+# picture encoders by coding mode name: f(encoder, pic, sps, poc) -> list of (unit_type, payload, layer)
+PICTURE_ENCODERS: dict[str, callable] = {}
+
+
+class EncoderError(ValueError):
+    """A setting or input the encoder cannot code (names the option)."""
+
+
+def register_picture_encoder(name: str):
+    def deco(fn):
+        PICTURE_ENCODERS[name] = fn
+        return fn
+    return deco
+
+
+def pad_picture(pic: Picture, width: int, height: int) -> Picture:
+    """Pad by edge replication to the coded size (the encoder's choice)."""
+    sw, sh = (2, 2) if pic.chroma_format == "420" else (1, 1)
+    planes = []
+    for c, p in enumerate(pic.planes):
+        w, h = (width, height) if c == 0 else ((width + sw - 1) // sw, (height + sh - 1) // sh)
+        planes.append(np.pad(p, ((0, h - p.shape[0]), (0, w - p.shape[1])), mode="edge"))
+    return Picture(planes, pic.chroma_format, pic.bit_depth, pic.colour_space)
+
+
+def build_sps(pic: Picture, cfg, *, coded_width=None, coded_height=None, tools=None) -> Struct:
+    """SPS for pictures of the format of ``pic`` under settings ``cfg``."""
+    profile = cfg.Profile
+    if profile not in PROFILE_NAMES:
+        raise EncoderError(f"Profile: unknown profile {profile!r}; known: {', '.join(PROFILE_NAMES)}")
+    profile_idc = PROFILE_NAMES[profile]
+    cw = coded_width or pic.width
+    ch = coded_height or pic.height
+    if cfg.Level in ("auto", "", None):
+        try:
+            level_idc = min_level(cw, ch).level_idc
+        except ValueError as e:
+            raise EncoderError(str(e))
+    else:
+        try:
+            level_idc = int(round(float(cfg.Level) * 10))
+        except ValueError:
+            level_idc = -1
+        if level_idc not in LEVELS:
+            raise EncoderError(f"Level: unknown level {cfg.Level!r}; known: auto, "
+                               + ", ".join(lv.name for lv in LEVELS.values()))
+    sw, sh = hls.sub_wh(CHROMA_IDC[pic.chroma_format])
+    right = (cw - pic.width) // sw
+    bottom = (ch - pic.height) // sh
+    sps = Struct(
+        sps_profile_idc=profile_idc, sps_level_idc=level_idc,
+        sps_pic_width_in_luma_samples=cw, sps_pic_height_in_luma_samples=ch,
+        sps_chroma_format_idc=CHROMA_IDC[pic.chroma_format],
+        sps_colour_space_idc=1 if pic.colour_space == "rgb" else 0,
+        sps_bit_depth_minus8=pic.bit_depth - 8,
+        sps_conformance_window_flag=int(bool(right or bottom)),
+        sps_conf_win_left_offset=0, sps_conf_win_right_offset=right,
+        sps_conf_win_top_offset=0, sps_conf_win_bottom_offset=bottom,
+        sps_timing_info_present_flag=0,
+        sps_pcm_enabled_flag=0, sps_learned_intra_enabled_flag=0, sps_num_latent_layers_minus1=0,
+        sps_inner_codec_enabled_flag=0, sps_feature_coding_enabled_flag=0, sps_roi_enabled_flag=0,
+        sps_spatial_resampling_enabled_flag=0, sps_temporal_resampling_enabled_flag=0,
+        sps_bit_depth_truncation_enabled_flag=0, sps_post_filter_enabled_flag=0,
+        sps_extension_flag=0,
+    )
+    fr = getattr(cfg, "FrameRate", 0)
+    if fr:
+        sps.sps_timing_info_present_flag = 1
+        sps.sps_num_units_in_tick = 1000
+        sps.sps_time_scale = int(round(fr * 1000))
+    for k, v in (tools or {}).items():
+        setattr(sps, k, v)
+    tools_allowed = PROFILES[profile_idc].tools
+    for k in hls.TOOL_FLAGS:
+        if getattr(sps, k, 0) and k not in tools_allowed:
+            raise EncoderError(f"Profile: {PROFILES[profile_idc].name} does not allow {k} "
+                               f"(needed by CodingMode {cfg.CodingMode})")
+    return sps
+
+
+@register_picture_encoder("pcm")
+def encode_pcm_picture(enc, pic: Picture, sps, poc):
+    ph = Struct(ph_pic_order_cnt=poc, ph_pic_type=0, ph_pic_coding_mode=hls.PCM_MODE)
+    pcm = Struct(pcm_sample=[np.asarray(p) for p in pic.planes])
+    return [(hls.UT_PH, ph, 0), (hls.UT_PCM, pcm, 0)], pic
+
+
+CODING_MODE_TOOLS = {
+    "pcm": {"sps_pcm_enabled_flag": 1},
+}
+
+
+class Encoder:
+    def __init__(self, cfg, trace: Trace | None = None):
+        self.cfg = cfg
+        self.trace = trace
+        mode = cfg.CodingMode
+        if mode not in PICTURE_ENCODERS:
+            raise EncoderError(f"CodingMode: {mode!r} is not available; available: "
+                               + ", ".join(sorted(PICTURE_ENCODERS)))
+        self.mode = mode
+        self.recon: list[Picture] = []
+        self.log: list[str] = []
+
+    def coded_size(self, pic):
+        return pic.width + (pic.width % 2 if pic.chroma_format == "420" else 0), \
+            pic.height + (pic.height % 2 if pic.chroma_format == "420" else 0)
+
+    def encode(self, pics) -> bytes:
+        w = BitstreamWriter(self.trace)
+        sps = None
+        fmt = None
+        for poc, pic in enumerate(pics):
+            pic.validate()
+            f = (pic.width, pic.height, pic.chroma_format, pic.bit_depth, pic.colour_space)
+            if sps is None:
+                cw, ch = self.coded_size(pic)
+                sps = build_sps(pic, self.cfg, coded_width=cw, coded_height=ch,
+                                tools=CODING_MODE_TOOLS.get(self.mode, {}))
+                w.write_unit(hls.UT_SPS, sps)
+                fmt = f
+            elif f != fmt:
+                raise EncoderError(f"picture {poc} has format {f}, the sequence has {fmt}")
+            coded = pad_picture(pic, sps.sps_pic_width_in_luma_samples, sps.sps_pic_height_in_luma_samples)
+            units, recon = PICTURE_ENCODERS[self.mode](self, coded, sps, poc)
+            start = w.nbytes
+            for ut, payload, layer in units:
+                w.write_unit(ut, payload, layer_id=layer)
+            self.log.append(f"POC {poc:4d} {8 * (w.nbytes - start):10d} bits")
+            out = crop_to_output(recon, sps)
+            self.recon.append(out)
+            if self.cfg.PictureHash:
+                top = max(layer for _, _, layer in units)
+                w.write_unit(hls.UT_DPH, Struct(dph_hash_type=0, dph_picture_md5=picture_md5(out)),
+                             layer_id=top)
+        if sps is None:
+            raise EncoderError("no picture to encode")
+        w.write_unit(hls.UT_EOS, Struct())
+        return w.getvalue()

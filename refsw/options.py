@@ -1,0 +1,79 @@
+"""Option tables of the applications (declared once: cfg keys and CLI flags)."""
+from __future__ import annotations
+
+from .cfg import Option, OptionTable
+
+G_IO = "Input / output"
+G_PROF = "Profile, level and coding tools"
+G_RATE = "Rate control (learned intra)"
+G_STRUCT = "Coding structure (inner codec)"
+G_MISC = "Miscellaneous"
+
+ENCODER_OPTIONS = OptionTable([
+    Option("InputFile", str, "", "input picture file (.png, .yuv, .y4m); empty: the default content "
+           "shipped with refsw", short="-i", group=G_IO),
+    Option("BitstreamFile", str, "str.bin", "output bitstream file", short="-o", group=G_IO),
+    Option("ReconFile", str, "", "reconstructed pictures (.png, .yuv, .y4m); empty: not written", group=G_IO),
+    Option("SourceWidth", int, 0, "width of a raw .yuv input", short="-wdt", range=(0, None), group=G_IO),
+    Option("SourceHeight", int, 0, "height of a raw .yuv input", short="-hgt", range=(0, None), group=G_IO),
+    Option("InputChromaFormat", str, "420", "chroma format of a raw .yuv input",
+           choices=("400", "420", "444"), group=G_IO),
+    Option("InputBitDepth", int, 8, "bit depth of a raw .yuv input", range=(8, 16), group=G_IO),
+    Option("FrameRate", float, 0.0, "frame rate signalled in the SPS (0: no timing information)",
+           short="-fr", range=(0, 1000), group=G_IO),
+    Option("FrameSkip", int, 0, "number of input pictures to skip", short="-fs", range=(0, None), group=G_IO),
+    Option("FramesToBeEncoded", int, 0, "number of pictures to code (0: all)", short="-f",
+           range=(0, None), group=G_IO),
+    Option("Profile", str, "main_intra", "profile (Annex A)",
+           choices=("main_intra", "machine_video", "feature"), group=G_PROF),
+    Option("Level", str, "auto", "level: auto (lowest that fits) or 1, 2, 3, 4, 5, 6", group=G_PROF),
+    Option("CodingMode", str, "pcm", "picture coding mode: pcm, learned or inner", group=G_PROF),
+    Option("ModelId", int, 1, "learned model (sps_model_id)", range=(1, 255), group=G_PROF),
+    Option("Quality", int, 32, "quality index ph_quality_idx of the learned codec", short="-q",
+           range=(0, 63), group=G_RATE),
+    Option("TargetBpp", float, 0.0, "target bits per pixel; > 0 searches the quality index",
+           range=(0, 64), group=G_RATE),
+    Option("InnerCodec", str, "hevc", "inner codec of the Machine Video profile",
+           choices=("hevc", "vvc"), group=G_STRUCT),
+    Option("IntraPeriod", int, 1, "intra period of the inner codec (1: all intra, 0: only the first)",
+           short="-ip", range=(0, 1024), group=G_STRUCT),
+    Option("GOPSize", int, 1, "GOP size of the inner codec", short="-g", range=(1, 64), group=G_STRUCT),
+    Option("LowDelay", bool, False, "low-delay structure (no picture reordering)", group=G_STRUCT),
+    Option("QP", int, 32, "inner codec QP", range=(0, 63), group=G_STRUCT),
+    Option("PictureHash", int, 1, "decoded picture hash units: 1 MD5, 0 none", choices=(0, 1), group=G_MISC),
+    Option("TraceFile", str, "", "write the syntax element trace of the bitstream", group=G_MISC),
+    Option("Threads", int, 0, "threads for the transforms (0: library default)", range=(0, 256), group=G_MISC),
+    Option("Device", str, "cpu", "torch device for the transforms", group=G_MISC),
+])
+
+DECODER_OPTIONS = OptionTable([
+    Option("BitstreamFile", str, "", "input bitstream file", short="-b", group=G_IO),
+    Option("ReconFile", str, "", "output pictures (.png for one picture, .yuv, .y4m); empty: not written",
+           short="-o", group=G_IO),
+    Option("RefFile", str, "", "reference pictures: prints PSNR and bpp against them", group=G_IO),
+    Option("CheckHash", bool, True, "check the decoded picture hash units", group=G_MISC),
+    Option("TargetLayer", int, -1, "decode unit_layer_id <= TargetLayer only (-1: all)",
+           range=(-1, 62), group=G_MISC),
+    Option("TraceFile", str, "", "write the syntax element trace", group=G_MISC),
+    Option("Threads", int, 0, "threads for the transforms (0: library default)", range=(0, 256), group=G_MISC),
+    Option("Device", str, "cpu", "torch device for the transforms", group=G_MISC),
+])
+
+# lower-case spellings accepted on the command line
+ALIASES = {
+    "--trace": "--TraceFile", "--threads": "--Threads", "--quality": "--Quality",
+    "--target-bpp": "--TargetBpp", "--ref": "--RefFile", "--device": "--Device",
+    "--recon": "--ReconFile", "--no-hash-check": "--CheckHash=0",
+}
+
+
+def apply_aliases(argv):
+    out = []
+    for a in argv:
+        name, eq, val = a.partition("=")
+        if name in ALIASES:
+            target = ALIASES[name]
+            out.append(target + (eq + val if eq else ""))
+        else:
+            out.append(a)
+    return out
