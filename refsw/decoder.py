@@ -23,6 +23,13 @@ CHROMA_FORMAT_NAMES = {0: "400", 1: "420", 3: "444"}
 # ph_pic_coding_mode -> picture decoding process f(decoder, coded_picture) -> Picture
 PICTURE_DECODERS: dict[int, callable] = {}
 
+# ph_pic_coding_mode -> sequence decoding process
+#   f(decoder, sps, seq_rm, coded_pictures) -> list[Picture] (one per coded picture, same order)
+# Pictures of these modes are decoded together at the end of the coded
+# sequence (EOS, a new SPS or the end of the bitstream), e.g. the inner codec
+# whose bitstream is the concatenation of the INNER units (8.4).
+SEQUENCE_DECODERS: dict[int, callable] = {}
+
 
 def register_picture_decoder(mode: int):
     def deco(fn):
@@ -125,6 +132,8 @@ class Decoder:
 
     def decode(self, data: bytes) -> list[DecodedPicture]:
         self.output = []
+        self.pending: list[CodedPicture] = []
+        self.seq_rm = None
         cur: CodedPicture | None = None
         seen_sps = False
         for unit in iter_units(data, self.trace):
@@ -137,6 +146,7 @@ class Decoder:
                 if cur is not None:
                     self._finish(cur)
                     cur = None
+                self._end_sequence()
                 if self.sps is not None and seen_sps and unit.payload != self.sps:
                     pass  # a new SPS starts a new coded sequence
                 self.sps = unit.payload
@@ -149,6 +159,7 @@ class Decoder:
                 if cur is not None:
                     self._finish(cur)
                     cur = None
+                self._end_sequence()
             elif ut == hls.UT_DPH:
                 if cur is None:
                     raise _err("DPH unit outside a picture", unit, element="unit_type",
@@ -163,7 +174,8 @@ class Decoder:
                     if cur is not None:
                         self._finish(cur)
                         cur = None
-                    continue  # sequence-level metadata: used by the Track 2 post tools
+                    self.seq_rm = unit.payload  # sequence-level metadata (7.7)
+                    continue
                 if cur is None:
                     raise _err(f"{unit.type_name} unit outside a picture (no preceding PH unit)", unit,
                                element="unit_type",
@@ -179,15 +191,36 @@ class Decoder:
                 cur.units.append(unit)
         if cur is not None:
             self._finish(cur)
+        self._end_sequence()
         return self.output
+
+    def _end_sequence(self):
+        if self.pending:
+            pend, self.pending = self.pending, []
+            mode = pend[0].ph.ph_pic_coding_mode
+            pics = SEQUENCE_DECODERS[mode](self, pend[0].sps, self.seq_rm, pend)
+            if len(pics) != len(pend):
+                raise _err(f"the sequence decoding process gave {len(pics)} pictures for {len(pend)} "
+                           "picture headers", pend[0].ph_unit, element="ph_pic_coding_mode", clause="8.4")
+            for cp, pic in zip(pend, pics):
+                self._output(cp, pic)
+        self.seq_rm = None
 
     def _finish(self, cp: CodedPicture):
         mode = cp.ph.ph_pic_coding_mode
+        if mode in SEQUENCE_DECODERS:
+            if self.pending and self.pending[0].ph.ph_pic_coding_mode != mode:
+                raise _err("pictures of different sequence-level coding modes in one coded sequence",
+                           cp.ph_unit, element="ph_pic_coding_mode", clause="8.1")
+            self.pending.append(cp)
+            return
         fn = PICTURE_DECODERS.get(mode)
         if fn is None:
             raise _err(f"ph_pic_coding_mode {mode} ({hls.CODING_MODE_NAMES.get(mode)}) is not supported by "
                        f"this decoder version", cp.ph_unit, element="ph_pic_coding_mode", clause="8.2")
-        pic = fn(self, cp)
+        self._output(cp, fn(self, cp))
+
+    def _output(self, cp: CodedPicture, pic: Picture):
         out = crop_to_output(pic, cp.sps)
         status, detail, layer = "absent", "", None
         if cp.dph and self.check_hash:

@@ -13,8 +13,14 @@ from .picture import Picture, picture_md5
 
 CHROMA_IDC = {v: k for k, v in CHROMA_FORMAT_NAMES.items()}
 
-# picture encoders by coding mode name: f(encoder, pic, sps, poc) -> list of (unit_type, payload, layer)
+# picture encoders by coding mode name:
+#   f(encoder, coded_pic, sps, poc) -> (list of (unit_type, payload, layer), reconstruction)
 PICTURE_ENCODERS: dict[str, callable] = {}
+
+# sequence encoders by coding mode name (e.g. the inner codec of Track 2):
+#   f(encoder, pics, writer) -> list of output reconstructions; writes every unit
+#   itself (SPS, metadata, PH, payloads, DPH) through ``writer``.
+SEQUENCE_ENCODERS: dict[str, callable] = {}
 
 
 class EncoderError(ValueError):
@@ -110,9 +116,9 @@ class Encoder:
         self.cfg = cfg
         self.trace = trace
         mode = cfg.CodingMode
-        if mode not in PICTURE_ENCODERS:
+        if mode not in PICTURE_ENCODERS and mode not in SEQUENCE_ENCODERS:
             raise EncoderError(f"CodingMode: {mode!r} is not available; available: "
-                               + ", ".join(sorted(PICTURE_ENCODERS)))
+                               + ", ".join(sorted(set(PICTURE_ENCODERS) | set(SEQUENCE_ENCODERS))))
         self.mode = mode
         self.recon: list[Picture] = []
         self.log: list[str] = []
@@ -123,6 +129,13 @@ class Encoder:
 
     def encode(self, pics) -> bytes:
         w = BitstreamWriter(self.trace)
+        if self.mode in SEQUENCE_ENCODERS:
+            pics = list(pics)
+            if not pics:
+                raise EncoderError("no picture to encode")
+            self.recon = SEQUENCE_ENCODERS[self.mode](self, pics, w)
+            w.write_unit(hls.UT_EOS, Struct())
+            return w.getvalue()
         sps = None
         fmt = None
         for poc, pic in enumerate(pics):

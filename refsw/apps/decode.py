@@ -11,6 +11,7 @@ from ..picture import PictureError, open_input, write_output
 from ..metrics import psnr
 from syntax.rw import Trace
 from . import run_app
+from .. import tools  # noqa: F401  (registers the coding tools)
 
 PROG = "refsw-decode"
 

@@ -11,6 +11,7 @@ from ..options import ENCODER_OPTIONS, apply_aliases
 from ..picture import open_input, write_output
 from syntax.rw import Trace
 from . import USER_ERRORS, run_app
+from .. import tools  # noqa: F401  (registers the coding tools)
 
 PROG = "refsw-encode"
 

@@ -1,0 +1,286 @@
+"""Learned intra codec (model id 1, "intra_v1"), float reference / training model.
+
+CompressAI notation: g_a (analysis), h_a (hyper-analysis), h_s (hyper-synthesis),
+g_s (synthesis).  The encoder side (g_a, h_a) is free-form (GDN, LeakyReLU); the
+decoder side (h_s, g_s) uses only 3x3 convolutions, PixelShuffle(2) upsampling and
+clipped ReLU (``clamp(x, 0, act_max)``) so it can be integerised.
+
+Data flow (q = quality index, real in [0, 63]; gains are per channel, see
+:meth:`IntraCodec.gains`)::
+
+    y      = g_a(x)                       x: RGB in [0,1], H, W multiple of 64
+    z      = h_a(y) * zE[q]               z_hat = round(z)            (factorised prior)
+    p      = h_s(z_hat * zD[q])           p[:, :M] = mu', p[:, M:] = log-scale'
+    y_g    = y * gE[q]                    y_hat = round(y_g)          (integers, coded)
+    mu     = mu' * gE[q]                  decoder: mu_r = round(mu)
+    logsig = log-scale' + ln gE[q]        decoder: k = clamp(round((logsig - ln 0.11)/step), 0, 63)
+    symbol = y_hat - mu_r                 coded with zero-mean Gaussian table s_k
+    x_hat  = g_s(y_hat * gD[q])           clamp to [0,1], *255, round
+
+Layered latent: channels [0, base_channels) of y form the base layer, the rest
+the enhancement layer.  A base-only decoder (z + base channels) replaces the
+enhancement channels by their predicted means mu_r (see :meth:`fill_enhancement`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .entropy_models import FactorizedPrior, gaussian_likelihood, SCALE_MIN, SCALE_MAX
+
+
+@dataclass(frozen=True)
+class IntraConfig:
+    name: str = "intra_v1"
+    model_id: int = 1
+    colour: str = "RGB"             # RGB 4:4:4, 8 bit, normalised to [0, 1]
+    enc_channels: int = 128         # g_a hidden channels (N)
+    latent_channels: int = 160      # y channels (M)
+    base_channels: int = 48         # y[:, :48] = base layer, y[:, 48:] = enhancement
+    hyper_enc_channels: int = 128   # h_a hidden channels
+    hyper_channels: int = 64        # z channels (Z)
+    hs_channels: tuple = (96, 128)  # h_s hidden channels at /32, /16
+    gs_channels: tuple = (128, 128, 64, 64, 32)  # g_s hidden: /8, /8, /4, /4, /2
+    act_max: float = 6.0            # clipped ReLU upper bound in h_s / g_s
+    stride: int = 16                # g_a total stride
+    total_stride: int = 64          # g_a * h_a stride: pad pictures to a multiple of this
+    num_points: int = 8             # trained operating points
+    num_quality: int = 64           # quality index range [0, 63]
+    # lambda (D = 255^2 * MSE on [0,1] RGB) of each trained operating point
+    lambdas: tuple = (0.0018, 0.0033, 0.0061, 0.0112, 0.0207, 0.0380, 0.0700, 0.1290)
+    z_support: int = 31             # z coded in [-31, 31] (encoder clamps)
+    z_cdf_precision: int = 16
+
+    def to_dict(self):
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @staticmethod
+    def from_dict(d):
+        d = dict(d)
+        for k, v in d.items():
+            if isinstance(v, list):
+                d[k] = tuple(v)
+        return IntraConfig(**d)
+
+    def point_quality(self, i: int) -> float:
+        """Quality index of trained operating point i (0, 9, 18, ..., 63 for 8 points)."""
+        return i * (self.num_quality - 1) / (self.num_points - 1)
+
+
+# --------------------------------------------------------------------------- layers
+class GDN(nn.Module):
+    """Generalised divisive normalisation (encoder side only)."""
+
+    def __init__(self, ch: int, inverse: bool = False, beta_min: float = 1e-6, gamma_init: float = 0.1):
+        super().__init__()
+        self.inverse = inverse
+        self.pedestal = 2 ** -36
+        self.beta_bound = (beta_min + self.pedestal) ** 0.5
+        self.beta = nn.Parameter(torch.sqrt(torch.ones(ch) + self.pedestal))
+        self.gamma = nn.Parameter(torch.sqrt(gamma_init * torch.eye(ch) + self.pedestal))
+
+    def forward(self, x):
+        beta = torch.clamp(self.beta, min=self.beta_bound) ** 2 - self.pedestal
+        gamma = torch.clamp(self.gamma, min=self.pedestal ** 0.5) ** 2 - self.pedestal
+        C = x.shape[1]
+        norm = F.conv2d(x * x, gamma.view(C, C, 1, 1), beta)
+        norm = torch.sqrt(norm)
+        return x * norm if self.inverse else x / norm
+
+
+class DecConv(nn.Conv2d):
+    """3x3 convolution of the integerisable decoder.
+
+    QAT hook: set ``fake_quant`` to a callable ``f(module, x) -> y`` to replace
+    the float convolution (e.g. by fake-quantised weights / requantisation).
+    """
+
+    def __init__(self, cin, cout, k=3):
+        super().__init__(cin, cout, k, padding=k // 2)
+        self.fake_quant: Optional[Callable] = None
+
+    def forward(self, x):
+        if self.fake_quant is not None:
+            return self.fake_quant(self, x)
+        return super().forward(x)
+
+
+class ClippedReLU(nn.Module):
+    """clamp(x, 0, max).  QAT hook: ``fake_quant`` replaces it if set."""
+
+    def __init__(self, max_value: float):
+        super().__init__()
+        self.max_value = float(max_value)
+        self.fake_quant: Optional[Callable] = None
+
+    def forward(self, x):
+        if self.fake_quant is not None:
+            return self.fake_quant(self, x)
+        return torch.clamp(x, 0.0, self.max_value)
+
+
+def _ste_round(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+# --------------------------------------------------------------------------- model
+class IntraCodec(nn.Module):
+    def __init__(self, cfg: IntraConfig = IntraConfig()):
+        super().__init__()
+        self.cfg = cfg
+        N, M, Z = cfg.enc_channels, cfg.latent_channels, cfg.hyper_channels
+        NH = cfg.hyper_enc_channels
+        a = cfg.act_max
+
+        def conv(cin, cout, k=5, s=2):
+            return nn.Conv2d(cin, cout, k, stride=s, padding=k // 2)
+
+        # ---- encoder side (non-normative)
+        self.g_a = nn.Sequential(
+            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+        self.h_a = nn.Sequential(
+            conv(M, NH, 3, 1), nn.LeakyReLU(0.1),
+            conv(NH, NH), nn.LeakyReLU(0.1),
+            conv(NH, Z))
+
+        # ---- decoder side (normative after integerisation)
+        h1, h2 = cfg.hs_channels
+        self.h_s = nn.Sequential(
+            DecConv(Z, 4 * h1), nn.PixelShuffle(2), ClippedReLU(a),      # /64 -> /32
+            DecConv(h1, 4 * h2), nn.PixelShuffle(2), ClippedReLU(a),     # /32 -> /16
+            DecConv(h2, 2 * M))                                           # mu', log-scale'
+        c1, c2, c3, c4, c5 = cfg.gs_channels
+        self.g_s = nn.Sequential(
+            DecConv(M, 4 * c1), nn.PixelShuffle(2), ClippedReLU(a),      # /16 -> /8
+            DecConv(c1, c2), ClippedReLU(a),
+            DecConv(c2, 4 * c3), nn.PixelShuffle(2), ClippedReLU(a),     # /8 -> /4
+            DecConv(c3, c4), ClippedReLU(a),
+            DecConv(c4, 4 * c5), nn.PixelShuffle(2), ClippedReLU(a),     # /4 -> /2
+            DecConv(c5, 4 * 3), nn.PixelShuffle(2))                       # /2 -> /1, RGB
+
+        self.z_prior = FactorizedPrior(Z)
+
+        # per-operating-point log-gains, initialised so the quantiser step
+        # shrinks ~sqrt(lambda ratio) per point
+        P = cfg.num_points
+        lam = torch.tensor(cfg.lambdas, dtype=torch.float32)
+        lg = 0.5 * torch.log(lam / lam[-1]).view(P, 1)
+        self.log_gain_enc = nn.Parameter(lg.repeat(1, M).clone())
+        self.log_gain_dec = nn.Parameter((-lg).repeat(1, M).clone())
+        self.log_zgain_enc = nn.Parameter(torch.zeros(P, Z))
+        self.log_zgain_dec = nn.Parameter(torch.zeros(P, Z))
+
+    # ------------------------------------------------------------ gains / quality
+    def interp(self, table: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Linear interpolation of a (P, C) table at quality q (B,) real in [0, 63]."""
+        P = self.cfg.num_points
+        t = q.to(table.dtype).clamp(0, self.cfg.num_quality - 1) * (P - 1) / (self.cfg.num_quality - 1)
+        i0 = torch.clamp(torch.floor(t), 0, P - 2).long()
+        f = (t - i0.to(t.dtype)).unsqueeze(1)
+        return table[i0] * (1 - f) + table[i0 + 1] * f
+
+    def gains(self, q: torch.Tensor):
+        """Per-sample gains (B, C, 1, 1): (gE, gD, zE, zD, log gE).
+
+        Interpolation is linear in the log domain (= geometric in the gains).
+        """
+        lgE = self.interp(self.log_gain_enc, q)[..., None, None]
+        lgD = self.interp(self.log_gain_dec, q)[..., None, None]
+        lzE = self.interp(self.log_zgain_enc, q)[..., None, None]
+        lzD = self.interp(self.log_zgain_dec, q)[..., None, None]
+        return lgE.exp(), lgD.exp(), lzE.exp(), lzD.exp(), lgE
+
+    def lambda_for_quality(self, q: torch.Tensor) -> torch.Tensor:
+        lam = torch.log(torch.tensor(self.cfg.lambdas, dtype=torch.float32)).view(-1, 1)
+        return self.interp(lam, q).squeeze(1).exp()
+
+    # ------------------------------------------------------------ decoder helpers
+    def hyper_decode(self, z_hat: torch.Tensor, zD, gE, lgE):
+        """h_s -> (mu, log_sigma) in the gained (coded) domain."""
+        p = self.h_s(z_hat * zD)
+        M = self.cfg.latent_channels
+        mu = p[:, :M] * gE
+        log_sigma = p[:, M:] + lgE
+        return mu, log_sigma
+
+    def fill_enhancement(self, y_hat: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """Base-only latent: enhancement channels replaced by round(mu)."""
+        b = self.cfg.base_channels
+        return torch.cat([y_hat[:, :b], torch.round(mu[:, b:])], dim=1)
+
+    def synthesize(self, y_hat: torch.Tensor, gD) -> torch.Tensor:
+        return self.g_s(y_hat * gD)
+
+    # ------------------------------------------------------------ training forward
+    def forward(self, x: torch.Tensor, q: torch.Tensor, base_aux: int = 0):
+        """Training / estimation forward.
+
+        x: (B,3,H,W) in [0,1], H, W multiples of 64.  q: (B,) quality (real).
+        Returns dict with x_hat, y_lik, z_lik (noise-based likelihoods), and
+        x_base (base-only reconstruction of the first ``base_aux`` samples).
+        """
+        gE, gD, zE, zD, lgE = self.gains(q)
+        y = self.g_a(x)
+        z = self.h_a(y) * zE
+        if self.training:
+            z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+            z_lik = self.z_prior.likelihood(z_noisy)
+            z_hat = _ste_round(z)
+        else:
+            z_hat = torch.round(z).clamp(-self.cfg.z_support, self.cfg.z_support)
+            z_lik = self.z_prior.likelihood(z_hat)
+        mu, log_sigma = self.hyper_decode(z_hat, zD, gE, lgE)
+        y_g = y * gE
+        if self.training:
+            y_noisy = y_g + torch.empty_like(y_g).uniform_(-0.5, 0.5)
+            y_lik = gaussian_likelihood(y_noisy, mu, torch.exp(log_sigma))
+            y_hat = _ste_round(y_g)
+        else:
+            y_hat = torch.round(y_g)
+            y_lik = gaussian_likelihood(y_hat, mu, torch.exp(log_sigma))
+        x_hat = self.synthesize(y_hat, gD)
+        out = {"x_hat": x_hat, "y_lik": y_lik, "z_lik": z_lik, "y": y_g, "z": z}
+        if base_aux > 0:
+            yb = self.fill_enhancement(y_hat[:base_aux], mu[:base_aux].detach())
+            out["x_base"] = self.synthesize(yb, gD[:base_aux])
+        return out
+
+    # ------------------------------------------------------------ complexity
+    def decoder_kmac_per_pixel(self) -> dict:
+        return {"h_s": _seq_kmac(self.h_s, 64), "g_s": _seq_kmac(self.g_s, 16)}
+
+    def encoder_kmac_per_pixel(self) -> dict:
+        return {"g_a": _seq_kmac(self.g_a, 1), "h_a": _seq_kmac(self.h_a, 16)}
+
+
+def _seq_kmac(seq: nn.Sequential, in_stride: int) -> float:
+    """kMAC per *full-resolution* pixel of a sequential stack starting at in_stride."""
+    s = in_stride
+    macs = 0.0
+    for m in seq:
+        if isinstance(m, nn.Conv2d):
+            s_out = s * m.stride[0]
+            k = m.kernel_size[0] * m.kernel_size[1]
+            macs += m.in_channels * m.out_channels * k / (s_out * s_out)
+            s = s_out
+        elif isinstance(m, nn.PixelShuffle):
+            s = s // m.upscale_factor
+        elif isinstance(m, GDN):
+            c = m.beta.numel()
+            macs += c * c / (s * s)
+    return macs / 1000.0
+
+
+def pad_to_multiple(x: torch.Tensor, m: int = 64) -> torch.Tensor:
+    """Encoder-side replicate padding (bottom/right) to a multiple of m."""
+    H, W = x.shape[-2:]
+    ph, pw = (-H) % m, (-W) % m
+    if ph == 0 and pw == 0:
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="replicate")

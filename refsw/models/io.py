@@ -1,0 +1,73 @@
+"""Non-pickle weight files (.npz) for the learned models.
+
+Layout of an exported ``.npz`` (all plain numeric arrays, load with
+``numpy.load(path, allow_pickle=False)``):
+
+* ``config_json``       uint8  UTF-8 JSON of the model config (IntraConfig.to_dict()).
+* ``model.<param>``     float32 every tensor of the torch ``state_dict``
+                        (e.g. ``model.g_s.0.weight``).
+* ``derived.*``         tables derived from the weights for the codec:
+    - ``derived.log_gain_enc_q``  (64, M) float64  ln gE for every quality index 0..63
+    - ``derived.gain_dec_q``      (64, M) float64  gD
+    - ``derived.zgain_enc_q``     (64, Z) float64  zE
+    - ``derived.zgain_dec_q``     (64, Z) float64  zD
+    - ``derived.z_cdf``           (Z, 2*z_support+2) int32 integer CDF of z (precision bits
+                                  in the config), symbol v in [-S, S] at column v+S.
+    - ``derived.scale_table``     (64,) float64 normative Gaussian scales s_k.
+* ``meta.step``, ``meta.train_seconds`` int64 / float64 scalars.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .entropy_models import scale_table
+
+
+def export_npz(model, path: str, meta: Optional[dict] = None) -> None:
+    cfg = model.cfg
+    arrays = {}
+    arrays["config_json"] = np.frombuffer(json.dumps(cfg.to_dict(), sort_keys=True).encode(), dtype=np.uint8)
+    for k, v in model.state_dict().items():
+        arrays["model." + k] = v.detach().cpu().to(torch.float32).numpy()
+    with torch.no_grad():
+        q = torch.arange(cfg.num_quality, dtype=torch.float64)
+        arrays["derived.log_gain_enc_q"] = model.interp(model.log_gain_enc.double(), q).numpy()
+        arrays["derived.gain_dec_q"] = model.interp(model.log_gain_dec.double(), q).exp().numpy()
+        arrays["derived.zgain_enc_q"] = model.interp(model.log_zgain_enc.double(), q).exp().numpy()
+        arrays["derived.zgain_dec_q"] = model.interp(model.log_zgain_dec.double(), q).exp().numpy()
+    arrays["derived.z_cdf"] = model.z_prior.integer_cdf(cfg.z_support, cfg.z_cdf_precision)
+    arrays["derived.scale_table"] = scale_table()
+    for k, v in (meta or {}).items():
+        arrays["meta." + k] = np.asarray(v)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = path + ".tmp.npz"
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    with open(tmp, "wb") as f:
+        f.write(buf.getvalue())
+    os.replace(tmp, path)
+
+
+def read_npz(path: str) -> dict:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def load_npz(path: str, model_cls=None):
+    """Build the model described by the file and load its weights (float32)."""
+    from .intra import IntraCodec, IntraConfig
+
+    arrays = read_npz(path)
+    cfg = IntraConfig.from_dict(json.loads(arrays["config_json"].tobytes().decode()))
+    model = (model_cls or IntraCodec)(cfg)
+    sd = {k[len("model."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("model.")}
+    model.load_state_dict(sd, strict=True)
+    model.eval()
+    return model

@@ -1,0 +1,56 @@
+"""Registry of learned models keyed by the integer ``sps_model_id``.
+
+Model id 0 is reserved.  Each entry gives the config, the class and the
+packaged weight file (relative to ``refsw/data/models``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from .intra import IntraCodec, IntraConfig
+
+MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "models")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    model_id: int
+    name: str
+    config: IntraConfig
+    factory: Callable
+    weights: str  # file name in MODELS_DIR
+
+    @property
+    def weights_path(self) -> str:
+        return os.path.join(MODELS_DIR, self.weights)
+
+
+REGISTRY = {
+    1: ModelEntry(1, "intra_v1", IntraConfig(), IntraCodec, "intra_v1.npz"),
+}
+
+
+def get_entry(model_id: int) -> ModelEntry:
+    try:
+        return REGISTRY[int(model_id)]
+    except KeyError:
+        raise KeyError(f"unknown sps_model_id {model_id}; known: {sorted(REGISTRY)}") from None
+
+
+def build_model(model_id: int):
+    """Untrained model of the given id."""
+    e = get_entry(model_id)
+    return e.factory(e.config)
+
+
+def load_model(model_id: int, path: str | None = None):
+    """Model of the given id with its packaged (or given) weights, in eval mode."""
+    from .io import load_npz
+
+    e = get_entry(model_id)
+    m = load_npz(path or e.weights_path, e.factory)
+    if m.cfg != e.config:
+        raise ValueError(f"weights {path or e.weights_path} do not match registry config of model {model_id}")
+    return m

@@ -1,0 +1,2 @@
+"""Coding tools: importing this package registers every picture/sequence
+encoder and decoder under the coding mode it implements."""

@@ -1,0 +1,143 @@
+"""Evaluate an intra model (.npz) on a folder of images: bpp / PSNR per operating point.
+
+The rate is the *estimated actual* rate of the normative entropy coding model:
+
+* y: symbol s = round(y*gE) - round(mu), coded with the zero-mean Gaussian of
+  the quantised scale index k (nearest of the 64 normative scales); the
+  probability of s is floored at 2**-16 (table precision).
+* z: round(z*zE) clamped to [-S, S], coded with the integer CDF table
+  ``derived.z_cdf``.
+
+PSNR is RGB PSNR on the 8-bit rounded reconstruction, cropped to the picture size.
+
+    python -m refsw.train.eval_intra --weights refsw/data/models/intra_v1.npz \
+        --data ../shared/datasets/dev
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from refsw.models.entropy_models import index_to_scale, scale_index, pmf_to_integer_cdf
+from refsw.models.intra import pad_to_multiple
+
+
+def list_images(folder: str):
+    exts = ("*.png", "*.jpg", "*.jpeg", "*.ppm", "*.bmp")
+    files = []
+    for e in exts:
+        files += glob.glob(os.path.join(folder, e))
+    return sorted(files)
+
+
+def load_image(path: str) -> torch.Tensor:
+    a = np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous()  # (3,H,W) uint8
+
+
+def _std_cdf(x):
+    return 0.5 * torch.erfc(-x / math.sqrt(2.0))
+
+
+@torch.no_grad()
+def code_estimate(model, x_u8: torch.Tensor, q: float, z_cdf: np.ndarray | None = None, base_only=False):
+    """Return (bits_y, bits_z, x_rec_u8, extra) for one picture at quality q."""
+    cfg = model.cfg
+    H, W = x_u8.shape[-2:]
+    x = pad_to_multiple(x_u8.float().unsqueeze(0) / 255.0, cfg.total_stride)
+    qq = torch.tensor([float(q)])
+    gE, gD, zE, zD, lgE = model.gains(qq)
+    y = model.g_a(x)
+    S = cfg.z_support
+    z_hat = torch.round(model.h_a(y) * zE).clamp(-S, S)
+    if z_cdf is None:
+        z_cdf = model.z_prior.integer_cdf(S, cfg.z_cdf_precision)
+    zc = torch.from_numpy(z_cdf.astype(np.int64))
+    idx = (z_hat[0].long() + S).reshape(z_hat.shape[1], -1)  # (Z, n)
+    freq = torch.gather(zc[:, 1:], 1, idx) - torch.gather(zc[:, :-1], 1, idx)
+    bits_z = float((cfg.z_cdf_precision - torch.log2(freq.double())).sum())
+
+    mu, log_sigma = model.hyper_decode(z_hat, zD, gE, lgE)
+    mu_r = torch.round(mu)
+    k = scale_index(log_sigma)
+    sig = index_to_scale(k)
+    y_hat = torch.round(y * gE)
+    s = (y_hat - mu_r).double()
+    p = _std_cdf((s.abs() * -1 + 0.5) / sig) - _std_cdf((-s.abs() - 0.5) / sig)
+    p = p.clamp_min(2.0 ** -16)
+    bits = -torch.log2(p)
+    b = cfg.base_channels
+    bits_y = float(bits.sum())
+    bits_y_base = float(bits[:, :b].sum())
+    if base_only:
+        y_hat = model.fill_enhancement(y_hat, mu)
+    x_hat = model.synthesize(y_hat, gD)[..., :H, :W]
+    x_rec = torch.round(x_hat.clamp(0, 1) * 255.0).to(torch.uint8)[0]
+    return bits_y, bits_z, x_rec, {"bits_y_base": bits_y_base, "k_mean": float(k.float().mean())}
+
+
+def psnr_u8(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = (a.double() - b.double()).square().mean().item()
+    return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+@torch.no_grad()
+def evaluate(model, images, qualities=None, base_only=False):
+    """Mean bpp / PSNR over images for each quality. Returns list of dicts."""
+    model.eval()
+    cfg = model.cfg
+    if qualities is None:
+        qualities = [cfg.point_quality(i) for i in range(cfg.num_points)]
+    z_cdf = model.z_prior.integer_cdf(cfg.z_support, cfg.z_cdf_precision)
+    rows = []
+    for q in qualities:
+        bpp, ps, zf, bf = [], [], [], []
+        for x in images:
+            H, W = x.shape[-2:]
+            by, bz, rec, ex = code_estimate(model, x, q, z_cdf, base_only=base_only)
+            bpp.append((by + bz) / (H * W))
+            zf.append(bz / (by + bz))
+            bf.append(ex["bits_y_base"] / by if by > 0 else 0.0)
+            ps.append(psnr_u8(rec, x))
+        rows.append({"q": q, "bpp": float(np.mean(bpp)), "psnr": float(np.mean(ps)),
+                     "z_frac": float(np.mean(zf)), "base_frac": float(np.mean(bf))})
+    return rows
+
+
+def format_rows(rows) -> str:
+    lines = ["| q | bpp | PSNR RGB (dB) | z share of rate | base share of y rate |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['q']:g} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['z_frac']:.3f} | {r['base_frac']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default=None, help=".npz (default: packaged weights of --model-id)")
+    ap.add_argument("--model-id", type=int, default=1)
+    ap.add_argument("--data", default="../shared/datasets/dev")
+    ap.add_argument("--q", type=float, nargs="*", default=None, help="quality indices (default: trained points)")
+    ap.add_argument("--base-only", action="store_true", help="decode base layer only")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    from refsw.models.registry import load_model
+    model = load_model(a.model_id, a.weights)
+    files = list_images(a.data)
+    imgs = [load_image(f) for f in files]
+    t = time.time()
+    rows = evaluate(model, imgs, a.q, base_only=a.base_only)
+    print(f"{len(files)} images from {a.data}; {time.time() - t:.1f}s")
+    print(format_rows(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""Float training of the learned intra codec (non-normative).
+
+    nice -n 10 python -m refsw.train.train_intra --data ../shared/datasets/train \
+        --out out/train_intra --dev ../shared/datasets/dev --time-budget 7000 [--resume]
+
+* Random crops (default 128 px, flips) from images held in memory as uint8.
+* Each sample of a batch gets its own quality q (half the samples at a trained
+  operating point q = 9*i, half uniform in [0, 63]); its gain vectors and lambda
+  are interpolated from the operating-point tables (log-linear).
+* Loss = mean_b [bpp_b + lambda_b * 255^2 * MSE_b]
+         + base_weight * mean_{b<base_aux} [lambda_b * 255^2 * MSE(base-only recon)].
+* Adam; lr schedule on the training *time* budget: warm-up, constant, cosine
+  decay to lr*lr_final_frac from decay_start*budget to the end of the budget.
+* Checkpoint (dict of tensors only, torch.save / torch.load(weights_only=True))
+  every --ckpt-every seconds to OUT/ckpt.pt; periodic export of the weights to
+  --export (npz) + model card (--card) with RD on --dev.
+* QAT hook: --init-npz starts from exported weights; --freeze-encoder trains only
+  h_s, g_s, gains and priors; set DecConv.fake_quant / ClippedReLU.fake_quant
+  (refsw.models.intra) to fake-quantisation callables before training.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+
+from refsw.models.intra import IntraCodec, IntraConfig
+from refsw.models.io import export_npz, load_npz
+from refsw.train.eval_intra import evaluate, format_rows, list_images, load_image
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+# ---------------------------------------------------------------- checkpoint (tensors only)
+def save_ckpt(path, model, opt, step, train_seconds):
+    d = {}
+    for k, v in model.state_dict().items():
+        d["model." + k] = v.detach().clone()
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p)
+            if not st:
+                continue
+            n = names[id(p)]
+            d["optim.exp_avg." + n] = st["exp_avg"]
+            d["optim.exp_avg_sq." + n] = st["exp_avg_sq"]
+            d["optim.step." + n] = torch.as_tensor(st["step"]).float().clone()
+    d["meta.step"] = torch.tensor(step, dtype=torch.int64)
+    d["meta.train_seconds"] = torch.tensor(train_seconds, dtype=torch.float64)
+    d["meta.torch_rng"] = torch.get_rng_state()
+    tmp = path + ".tmp"
+    torch.save(d, tmp)
+    os.replace(tmp, path)
+
+
+def load_ckpt(path, model, opt):
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    sd = {k[6:]: v for k, v in d.items() if k.startswith("model.")}
+    model.load_state_dict(sd, strict=True)
+    for n, p in model.named_parameters():
+        if "optim.exp_avg." + n in d:
+            opt.state[p] = {
+                "step": d["optim.step." + n].clone(),
+                "exp_avg": d["optim.exp_avg." + n].clone(),
+                "exp_avg_sq": d["optim.exp_avg_sq." + n].clone(),
+            }
+    if "meta.torch_rng" in d:
+        torch.set_rng_state(d["meta.torch_rng"])
+    return int(d["meta.step"]), float(d["meta.train_seconds"])
+
+
+# ---------------------------------------------------------------- data
+class CropSampler:
+    def __init__(self, folder, crop, seed=0):
+        self.files = list_images(folder)
+        if not self.files:
+            raise SystemExit(f"no images in {folder}")
+        self.imgs = [load_image(f) for f in self.files]
+        self.imgs = [im for im in self.imgs if im.shape[1] >= crop and im.shape[2] >= crop]
+        # sample images proportionally to sqrt(area): big pictures give more crops
+        w = np.array([math.sqrt(im.shape[1] * im.shape[2]) for im in self.imgs])
+        self.p = w / w.sum()
+        self.crop = crop
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, n):
+        c = self.crop
+        out = torch.empty(n, 3, c, c, dtype=torch.uint8)
+        for b in range(n):
+            im = self.imgs[self.rng.choice(len(self.imgs), p=self.p)]
+            H, W = im.shape[1:]
+            y = int(self.rng.integers(0, H - c + 1))
+            x = int(self.rng.integers(0, W - c + 1))
+            t = im[:, y:y + c, x:x + c]
+            if self.rng.random() < 0.5:
+                t = t.flip(2)
+            out[b] = t
+        return out.float() / 255.0
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- model card
+def write_card(path, model, args, step, train_seconds, rows, base_rows, train_files, dev_files):
+    cfg = model.cfg
+    man = {}
+    mp = os.path.join(args.data, "MANIFEST.json")
+    if os.path.exists(mp):
+        with open(mp) as f:
+            for e in json.load(f):
+                man[e["file"]] = e
+    kd = model.decoder_kmac_per_pixel()
+    ke = model.encoder_kmac_per_pixel()
+    L = []
+    L.append(f"# Model card: {cfg.name} (sps_model_id {cfg.model_id})\n")
+    L.append("Learned intra codec, float weights (decoder to be integerised later). "
+             "Design notes: docs/models/intra_v1.md. File: refsw/data/models/intra_v1.npz "
+             "(numpy .npz, no pickle; layout in refsw/models/io.py).\n")
+    L.append("## Training\n")
+    L.append(f"- steps: {step} (batch {args.batch}, crop {args.crop}x{args.crop}, Adam lr {args.lr:g}, "
+             f"time-based schedule, budget {args.time_budget:.0f} s)")
+    L.append(f"- wall time (training loop incl. periodic evaluation): {train_seconds:.0f} s "
+             f"({train_seconds / 3600:.2f} h) on this machine, 1 CPU thread, torch {torch.__version__}")
+    L.append(f"- command: `{' '.join(['python -m refsw.train.train_intra'] + sys.argv[1:])}`")
+    L.append(f"- loss: bpp + lambda*255^2*MSE (RGB in [0,1]); lambdas per operating point: "
+             f"{', '.join(f'{l:g}' for l in cfg.lambdas)}; base-only aux weight {args.base_weight:g}")
+    L.append(f"- complexity (kMAC per pixel): decoder h_s {kd['h_s']:.2f} + g_s {kd['g_s']:.2f}; "
+             f"encoder g_a {ke['g_a']:.2f} + h_a {ke['h_a']:.2f}")
+    L.append("- status: " + ("final" if getattr(args, "_final", False) else "intermediate export (training in progress)"))
+    L.append("")
+    L.append(f"## RD on held-out images ({', '.join(os.path.basename(f) for f in dev_files)})\n")
+    L.append("Estimated actual rate (quantised scale indices, rounded means, integer z CDF), "
+             "float decoder, RGB PSNR of the 8-bit output; mean over the images.\n")
+    L.append(format_rows(rows))
+    if base_rows:
+        L.append("\nBase layer only (enhancement channels = rounded predicted means); bpp is still the full rate:\n")
+        L.append(format_rows(base_rows))
+    L.append("\n## Training data provenance\n")
+    L.append(f"{len(train_files)} images from `shared/datasets/train` (not in the repository); "
+             "source package / path from its MANIFEST.json; sha256 of the file as read.\n")
+    L.append("| file | source package | source path | sha256 |")
+    L.append("|---|---|---|---|")
+    for f in train_files:
+        b = os.path.basename(f)
+        e = man.get(b, {})
+        L.append(f"| {b} | {e.get('source_package', '?')} | {e.get('source_path', '?')} | {sha256_file(f)} |")
+    L.append("\nHeld-out (dev) images:\n")
+    for f in dev_files:
+        L.append(f"- {os.path.basename(f)} sha256 {sha256_file(f)}")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as fh:
+        fh.write("\n".join(L) + "\n")
+    os.replace(path + ".tmp", path)
+
+
+# ---------------------------------------------------------------- schedule
+def lr_at(args, t):
+    frac = t / max(args.time_budget, 1.0)
+    if frac < args.warmup_frac:
+        return args.lr * (0.1 + 0.9 * frac / args.warmup_frac)
+    if frac < args.decay_start:
+        return args.lr
+    u = min(1.0, (frac - args.decay_start) / max(1e-9, 1.0 - args.decay_start))
+    lo = args.lr * args.lr_final_frac
+    return lo + 0.5 * (args.lr - lo) * (1 + math.cos(math.pi * u))
+
+
+def sample_quality(n, cfg, rng):
+    q = []
+    for _ in range(n):
+        if rng.random() < 0.5:
+            q.append(cfg.point_quality(int(rng.integers(0, cfg.num_points))))
+        else:
+            q.append(float(rng.uniform(0, cfg.num_quality - 1)))
+    return torch.tensor(q, dtype=torch.float32)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/datasets/train")
+    ap.add_argument("--dev", default="../shared/datasets/dev")
+    ap.add_argument("--out", default="out/train_intra")
+    ap.add_argument("--export", default=os.path.join(REPO, "refsw/data/models/intra_v1.npz"))
+    ap.add_argument("--card", default=os.path.join(REPO, "refsw/data/models/intra_v1.md"))
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-npz", default=None, help="start from exported weights (fine-tuning / QAT)")
+    ap.add_argument("--freeze-encoder", action="store_true")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-final-frac", type=float, default=0.05)
+    ap.add_argument("--warmup-frac", type=float, default=0.01)
+    ap.add_argument("--decay-start", type=float, default=0.6)
+    ap.add_argument("--time-budget", type=float, default=7000.0, help="seconds of training (schedule + stop)")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = time only)")
+    ap.add_argument("--base-aux", type=int, default=2, help="samples per batch with a base-only recon loss")
+    ap.add_argument("--base-weight", type=float, default=0.1)
+    ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--ckpt-every", type=float, default=240.0)
+    ap.add_argument("--export-every", type=float, default=900.0)
+    ap.add_argument("--log-every", type=int, default=25)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-eval", action="store_true")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed + int(time.time()) if args.resume else args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    logf = open(os.path.join(args.out, "train.log"), "a", buffering=1)
+
+    def log(msg):
+        line = time.strftime("%Y-%m-%d %H:%M:%S ") + msg
+        print(line, flush=True)
+        logf.write(line + "\n")
+
+    cfg = IntraConfig()
+    model = load_npz(args.init_npz) if args.init_npz else IntraCodec(cfg)
+    model.train()
+    if args.freeze_encoder:
+        for p in list(model.g_a.parameters()) + list(model.h_a.parameters()):
+            p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=args.lr)
+    ckpt = os.path.join(args.out, "ckpt.pt")
+    step, train_seconds = 0, 0.0
+    if args.resume and os.path.exists(ckpt):
+        step, train_seconds = load_ckpt(ckpt, model, opt)
+        log(f"resumed from {ckpt} at step {step}, {train_seconds:.0f}s")
+    log(f"args {vars(args)}")
+    log(f"config {cfg.to_dict()}")
+    log(f"kMAC/px decoder {model.decoder_kmac_per_pixel()} encoder {model.encoder_kmac_per_pixel()}")
+
+    sampler = CropSampler(args.data, args.crop, seed=int(rng.integers(1 << 30)))
+    dev_files = list_images(args.dev) if args.dev and os.path.isdir(args.dev) else []
+    dev_imgs = [load_image(f) for f in dev_files]
+    log(f"{len(sampler.imgs)} training images, {len(dev_files)} dev images")
+
+    def do_export(final=False):
+        model.eval()
+        meta = {"step": step, "train_seconds": train_seconds}
+        export_npz(model, args.export, meta)
+        rows, base_rows = [], []
+        if dev_imgs and not args.no_eval:
+            rows = evaluate(model, dev_imgs)
+            base_rows = evaluate(model, dev_imgs, base_only=True)
+            log("dev RD " + " ".join(f"q{r['q']:g}:{r['bpp']:.3f}bpp/{r['psnr']:.2f}dB" for r in rows))
+            log("dev base-only " + " ".join(f"q{r['q']:g}:{r['psnr']:.2f}dB" for r in base_rows))
+        args._final = final
+        write_card(args.card, model, args, step, train_seconds, rows, base_rows, sampler.files, dev_files)
+        log(f"exported {args.export} (step {step})")
+        model.train()
+
+    last_ckpt = last_export = time.time()
+    acc = {"loss": 0.0, "bpp": 0.0, "psnr": 0.0, "n": 0}
+    t_prev = time.time()
+    while True:
+        if train_seconds >= args.time_budget or (args.max_steps and step >= args.max_steps):
+            break
+        lr = lr_at(args, train_seconds)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x = sampler.batch(args.batch)
+        q = sample_quality(args.batch, cfg, rng)
+        lam = model.lambda_for_quality(q)
+        out = model(x, q, base_aux=args.base_aux)
+        npx = x.shape[2] * x.shape[3]
+        bits = -(torch.log2(out["y_lik"]).sum(dim=(1, 2, 3)) + torch.log2(out["z_lik"]).sum(dim=(1, 2, 3)))
+        bpp = bits / npx
+        mse = (out["x_hat"] - x).square().mean(dim=(1, 2, 3))
+        loss = (bpp + lam * 255.0 ** 2 * mse).mean()
+        if args.base_aux > 0:
+            nb = args.base_aux
+            mse_b = (out["x_base"] - x[:nb]).square().mean(dim=(1, 2, 3))
+            loss = loss + args.base_weight * (lam[:nb] * 255.0 ** 2 * mse_b).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if args.clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, args.clip)
+        opt.step()
+        step += 1
+        now = time.time()
+        train_seconds += now - t_prev
+        t_prev = now
+        if not math.isfinite(loss.item()):
+            log(f"non-finite loss at step {step}; reloading checkpoint")
+            if os.path.exists(ckpt):
+                step, train_seconds = load_ckpt(ckpt, model, opt)
+            continue
+        with torch.no_grad():
+            acc["loss"] += loss.item()
+            acc["bpp"] += bpp.mean().item()
+            acc["psnr"] += (-10 * torch.log10(mse.clamp_min(1e-10))).mean().item()
+            acc["n"] += 1
+        if step % args.log_every == 0:
+            n = acc["n"]
+            log(f"step {step} loss {acc['loss'] / n:.4f} bpp {acc['bpp'] / n:.4f} psnr {acc['psnr'] / n:.2f} "
+                f"lr {lr:.2e} elapsed {train_seconds:.0f}s")
+            acc = {"loss": 0.0, "bpp": 0.0, "psnr": 0.0, "n": 0}
+        if now - last_ckpt >= args.ckpt_every:
+            save_ckpt(ckpt, model, opt, step, train_seconds)
+            last_ckpt = time.time()
+        if now - last_export >= args.export_every:
+            do_export()
+            last_export = time.time()
+    save_ckpt(ckpt, model, opt, step, train_seconds)
+    do_export(final=True)
+    log(f"done: step {step}, {train_seconds:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
