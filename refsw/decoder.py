@@ -13,6 +13,7 @@ import numpy as np
 
 from syntax import hls
 from syntax.errors import BitstreamError
+from syntax.levels import level_for
 from syntax.rw import Trace
 from syntax.units import Unit, iter_units
 
@@ -46,6 +47,7 @@ class CodedPicture:
     sps: object
     units: list = field(default_factory=list)   # payload units other than DPH
     dph: dict = field(default_factory=dict)      # unit_layer_id -> (Unit, DPH)
+    nbytes: int = 0
 
     def units_of(self, unit_type):
         return [u for u in self.units if u.unit_type == unit_type]
@@ -78,10 +80,10 @@ def crop_to_output(pic: Picture, sps) -> Picture:
     planes = []
     for c, p in enumerate(pic.planes):
         if c == 0:
-            planes.append(p[top * sh: top * sh + out_h, left * sw: left * sw + out_w])
+            planes.append(p[top: top + out_h, left: left + out_w])
         else:
             cw, ch = (out_w + sw - 1) // sw, (out_h + sh - 1) // sh
-            planes.append(p[top: top + ch, left: left + cw])
+            planes.append(p[top // sh: top // sh + ch, left // sw: left // sw + cw])
     return Picture([np.ascontiguousarray(p) for p in planes], pic.chroma_format, pic.bit_depth,
                    pic.colour_space)
 
@@ -189,6 +191,12 @@ class Decoder:
                                shall="The payload units of a picture shall be of the types allowed "
                                      "for its ph_pic_coding_mode (Table 8-1)")
                 cur.units.append(unit)
+                cur.nbytes += unit.size
+                max_bytes = level_for(cur.sps.sps_level_idc).MaxUnitBytes
+                if cur.nbytes > max_bytes:
+                    raise _err(f"the units of the picture exceed MaxUnitBytes ({max_bytes})", unit,
+                               element="unit_length", clause="A.3",
+                               shall="The total size of the units of one coded picture shall not exceed MaxUnitBytes")
         if cur is not None:
             self._finish(cur)
         self._end_sequence()

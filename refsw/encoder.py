@@ -65,9 +65,8 @@ def build_sps(pic: Picture, cfg, *, coded_width=None, coded_height=None, tools=N
         if level_idc not in LEVELS:
             raise EncoderError(f"Level: unknown level {cfg.Level!r}; known: auto, "
                                + ", ".join(lv.name for lv in LEVELS.values()))
-    sw, sh = hls.sub_wh(CHROMA_IDC[pic.chroma_format])
-    right = (cw - pic.width) // sw
-    bottom = (ch - pic.height) // sh
+    right = cw - pic.width
+    bottom = ch - pic.height
     sps = Struct(
         sps_profile_idc=profile_idc, sps_level_idc=level_idc,
         sps_pic_width_in_luma_samples=cw, sps_pic_height_in_luma_samples=ch,
@@ -106,6 +105,9 @@ def encode_pcm_picture(enc, pic: Picture, sps, poc):
     return [(hls.UT_PH, ph, 0), (hls.UT_PCM, pcm, 0)], pic
 
 
+# coded-size multiple per coding mode (padding is signalled by the conformance window)
+CODED_SIZE_ALIGN: dict[str, int] = {"pcm": 1}
+
 CODING_MODE_TOOLS = {
     "pcm": {"sps_pcm_enabled_flag": 1},
 }
@@ -124,8 +126,9 @@ class Encoder:
         self.log: list[str] = []
 
     def coded_size(self, pic):
-        return pic.width + (pic.width % 2 if pic.chroma_format == "420" else 0), \
-            pic.height + (pic.height % 2 if pic.chroma_format == "420" else 0)
+        """Coded picture size: the picture size, or padded as the coding mode needs."""
+        align = CODED_SIZE_ALIGN.get(self.mode, 1)
+        return -(-pic.width // align) * align, -(-pic.height // align) * align
 
     def encode(self, pics) -> bytes:
         w = BitstreamWriter(self.trace)

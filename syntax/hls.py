@@ -76,10 +76,9 @@ def bit_depth(sps):
 
 
 def output_size(sps):
-    """Width and height of the output (cropped) picture."""
-    sw, sh = sub_wh(sps.sps_chroma_format_idc)
-    w = sps.sps_pic_width_in_luma_samples - sw * (sps.sps_conf_win_left_offset + sps.sps_conf_win_right_offset)
-    h = sps.sps_pic_height_in_luma_samples - sh * (sps.sps_conf_win_top_offset + sps.sps_conf_win_bottom_offset)
+    """Width and height of the output (cropped) picture (offsets in luma samples)."""
+    w = sps.sps_pic_width_in_luma_samples - (sps.sps_conf_win_left_offset + sps.sps_conf_win_right_offset)
+    h = sps.sps_pic_height_in_luma_samples - (sps.sps_conf_win_top_offset + sps.sps_conf_win_bottom_offset)
     return w, h
 
 
@@ -101,6 +100,7 @@ def unit_header(rw, uh):
 
 @syntax_structure("6.1")
 def seq_parameter_set(rw, sps):
+    """Sequence parameter set."""
     rw.u(8, "sps_profile_idc", 0, 255)
     rw.shall(sps.sps_profile_idc in PROFILES,
              "sps_profile_idc shall be equal to a profile_idc of Table A-1", "sps_profile_idc", "A.2")
@@ -133,8 +133,12 @@ def seq_parameter_set(rw, sps):
         rw.infer("sps_conf_win_top_offset", 0)
         rw.infer("sps_conf_win_bottom_offset", 0)
     rw.shall(min(output_size(sps)) >= 1,
-             "SubWidthC * ( sps_conf_win_left_offset + sps_conf_win_right_offset ) shall be less than "
+             "sps_conf_win_left_offset + sps_conf_win_right_offset shall be less than "
              "sps_pic_width_in_luma_samples, and likewise for the height", "sps_conf_win_bottom_offset")
+    rw.shall(sps.sps_conf_win_left_offset % sub_wh(sps.sps_chroma_format_idc)[0] == 0
+             and sps.sps_conf_win_top_offset % sub_wh(sps.sps_chroma_format_idc)[1] == 0,
+             "sps_conf_win_left_offset shall be a multiple of SubWidthC and sps_conf_win_top_offset "
+             "a multiple of SubHeightC", "sps_conf_win_top_offset")
     rw.flag("sps_timing_info_present_flag")
     if sps.sps_timing_info_present_flag:
         rw.u(32, "sps_num_units_in_tick", 1, 0xFFFFFFFF)
@@ -190,6 +194,7 @@ TOOL_FLAGS = (
 
 @syntax_structure("6.2")
 def picture_header(rw, ph, sps):
+    """Picture header: starts a coded picture."""
     rw.ue("ph_pic_order_cnt", 0, (1 << 31) - 1)
     rw.u(2, "ph_pic_type", 0, 2)
     rw.ue("ph_pic_coding_mode", 0, 3)
@@ -218,6 +223,7 @@ def picture_header(rw, ph, sps):
 
 @syntax_structure("7.1")
 def pcm_picture(rw, pcm, sps):
+    """PCM picture: the samples of a picture, uncompressed."""
     for c in range(num_comp(sps)):
         pcm_w, pcm_h = comp_size(sps, c)
         rw.samples("pcm_sample", (pcm_h, pcm_w), bit_depth(sps), idx=c)
@@ -240,6 +246,7 @@ def entropy_substream(rw, es):
 
 @syntax_structure("7.2")
 def latent_layer(rw, lat, sps):
+    """One layer of the learned latent (layer = unit_layer_id)."""
     rw.ue("lat_num_channels", 1, 1024)
     entropy_substream(rw, rw.sub(lat, "lat_substream"))
     rw.rbsp_trailing_bits()
@@ -247,6 +254,7 @@ def latent_layer(rw, lat, sps):
 
 @syntax_structure("7.3")
 def hyper_latent(rw, hyp, sps):
+    """Hyper-latent of the learned intra codec."""
     rw.ue("hyp_num_channels", 1, 1024)
     entropy_substream(rw, rw.sub(hyp, "hyp_substream"))
     rw.rbsp_trailing_bits()
@@ -258,6 +266,7 @@ def hyper_latent(rw, hyp, sps):
 
 @syntax_structure("7.5")
 def inner_codec_payload(rw, icp, sps):
+    """Inner-codec (HEVC/VVC) bitstream bytes, carried as is."""
     rw.bytes("icp_data_byte", None)
 
 
@@ -267,6 +276,7 @@ def inner_codec_payload(rw, icp, sps):
 
 @syntax_structure("7.6")
 def feature_payload(rw, fp, sps):
+    """Feature tensor for split inference (Track 1)."""
     lv = level_for(sps.sps_level_idc)
     rw.ue("fp_tensor_idx", 0, 255)
     rw.u(2, "fp_num_dims_minus1", 0, 3)
@@ -295,6 +305,7 @@ def feature_payload(rw, fp, sps):
 
 @syntax_structure("7.7")
 def restoration_metadata(rw, rm, sps):
+    """Restoration metadata of the Track 2 tools."""
     lv = level_for(sps.sps_level_idc)
     rw.u(1, "rm_picture_level_flag", 0, 1)
     if sps.sps_spatial_resampling_enabled_flag:
@@ -328,6 +339,7 @@ def restoration_metadata(rw, rm, sps):
 
 @syntax_structure("7.8")
 def decoded_picture_hash(rw, dph, sps):
+    """Decoded picture hash (MD5 per component)."""
     rw.u(8, "dph_hash_type", 0, 0)
     for c in range(num_comp(sps)):
         rw.bytes("dph_picture_md5", 16, idx=c)
@@ -336,7 +348,7 @@ def decoded_picture_hash(rw, dph, sps):
 
 @syntax_structure("7.9")
 def end_of_sequence(rw, eos, sps):
-    pass
+    """End of a coded sequence (empty)."""
 
 
 # unit_type -> (payload syntax structure, needs an active SPS)

@@ -254,6 +254,34 @@ def _structures():
 
 
 _MARK = re.compile(r"(<!-- syntax: (\w+) -->\n)(.*?)(<!-- /syntax -->)", re.S)
+_TABLE = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- /table -->)", re.S)
+
+
+def render_table(name: str) -> str:
+    """Data tables of the spec rendered from the code (Annex A, Table 5-1)."""
+    from . import hls, levels
+    if name == "levels":
+        rows = ["| level_idc | Level | MaxLumaPs | MaxDim | MaxUnitBytes | MaxFeatureElements | MaxRoi |",
+                "|---|---|---|---|---|---|---|"]
+        for lv in levels.LEVELS.values():
+            rows.append(f"| {lv.level_idc} | {lv.name} | {lv.MaxLumaPs} | {lv.MaxDim} | {lv.MaxUnitBytes} | "
+                        f"{lv.MaxFeatureElements} | {lv.MaxRoi} |")
+        return "\n".join(rows) + "\n"
+    if name == "profiles":
+        rows = ["| profile_idc | Profile | Coding-tool enable flags that may be equal to 1 |", "|---|---|---|"]
+        for p in levels.PROFILES.values():
+            rows.append(f"| {p.profile_idc} | {p.name} | {', '.join(f for f in hls.TOOL_FLAGS if f in p.tools)} |")
+        return "\n".join(rows) + "\n"
+    if name == "unit_types":
+        rows = ["| unit_type | Name | Content | Syntax structure |", "|---|---|---|---|"]
+        for ut, nm in hls.UNIT_TYPE_NAMES.items():
+            st = hls.PAYLOAD_STRUCTURES[ut]
+            rows.append(f"| {ut} | {nm} | {(st.__doc__ or '').strip().splitlines()[0] if st.__doc__ else ''} | "
+                        f"{st.__name__}( ) ({st.clause}) |")
+        rows.append(f"| {max(hls.UNIT_TYPE_NAMES) + 1}..47 | RSV | reserved | skipped by decoders |")
+        rows.append("| 48..63 | UNSPEC | unspecified | skipped by decoders |")
+        return "\n".join(rows) + "\n"
+    raise KeyError(f"unknown table {name!r} in a spec page")
 
 
 def render_page(text: str) -> str:
@@ -265,7 +293,8 @@ def render_page(text: str) -> str:
             raise KeyError(f"unknown syntax structure {name!r} in a spec page")
         return m.group(1) + render_structure(structs[name]) + m.group(4)
 
-    return _MARK.sub(sub, text)
+    text = _MARK.sub(sub, text)
+    return _TABLE.sub(lambda m: m.group(1) + render_table(m.group(2)) + m.group(4), text)
 
 
 def main(argv=None):

@@ -274,10 +274,10 @@ def sps_strategy(draw):
               sps_timing_info_present_flag=int(draw(st.booleans())),
               sps_learned_intra_enabled_flag=int(draw(st.booleans())))
     if win:
-        kw.update(sps_conf_win_left_offset=draw(st.integers(0, (w - 1) // sw // 2)),
-                  sps_conf_win_right_offset=draw(st.integers(0, (w - 1) // sw // 2)),
-                  sps_conf_win_top_offset=draw(st.integers(0, (h - 1) // sh // 2)),
-                  sps_conf_win_bottom_offset=draw(st.integers(0, (h - 1) // sh // 2)))
+        kw.update(sps_conf_win_left_offset=sw * draw(st.integers(0, (w - 1) // sw // 2)),
+                  sps_conf_win_right_offset=draw(st.integers(0, (w - 1) // 2)),
+                  sps_conf_win_top_offset=sh * draw(st.integers(0, (h - 1) // sh // 2)),
+                  sps_conf_win_bottom_offset=draw(st.integers(0, (h - 1) // 2)))
     s = _sps(**kw)
     if not s.sps_learned_intra_enabled_flag:
         for k in ("sps_model_id", "sps_operating_point_set_id", "sps_num_latent_layers_minus1"):

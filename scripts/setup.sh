@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv and install refsw with its test dependencies (offline-capable:
+# PyPI and Debian packages only). Usage: bash scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if ! command -v ffmpeg >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+    else
+        echo "setup: ffmpeg not found; install it (apt-get install ffmpeg) for the inner codec and anchors" >&2
+    fi
+fi
+[ -d .venv ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# CPU torch first (a file on these machines); the project's range then pulls nothing more.
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "setup: done (.venv)"
