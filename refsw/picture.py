@@ -498,10 +498,10 @@ class YuvWriter:
     def write(self, pic: Picture) -> None:
         frame = self.frames_written
         pic.validate(self.path, frame)
-        if pic.colour_space != "ycbcr":
+        if pic.colour_space != "ycbcr" and not self.path.lower().endswith(".rgb"):
             raise PictureError(
                 f"raw YUV holds YCbCr pictures; got colour_space {pic.colour_space!r} "
-                f"(convert it first or write PNG)", path=self.path, frame=frame)
+                f"(write .rgb for raw planar R, G, B, or PNG)", path=self.path, frame=frame)
         fmt = (pic.width, pic.height, pic.chroma_format, pic.bit_depth)
         if self._format is None:
             self._format = fmt
@@ -861,7 +861,7 @@ def write_output(path, pics: Iterable[Picture], *, fps: tuple[int, int] = (25, 1
                                "one (write .yuv or .y4m for sequences)", path=path)
         write_png(path, first)
         return 1
-    if ext == ".yuv":
+    if ext in (".yuv", ".rgb"):   # .rgb: raw planar R, G, B planes (4:4:4)
         return write_yuv(path, pics)
     if ext == ".y4m":
         it = iter(pics)

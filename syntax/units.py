@@ -183,7 +183,7 @@ def iter_units(data: bytes, trace: Trace | None = None, *, parse: bool = True,
             if r.bits_left() != 0:
                 raise BitstreamError(
                     f"{r.bits_left() // 8} bytes left in the unit after the end of its syntax structure",
-                    structure=struct.__name__, bitpos=r.abs_pos(), clause="5.1", where=where,
+                    structure=struct.__name__, element="unit_length", bitpos=r.abs_pos(), clause="5.1", where=where,
                     shall="unit_length shall be equal to the size of the unit")
             unit.payload = obj
         elif trace is not None and struct is None:

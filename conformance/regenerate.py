@@ -1,0 +1,309 @@
+"""Regenerate the conformance suite: bitstreams and manifest.json.
+
+    .venv/bin/python conformance/regenerate.py [--check]
+
+Encoder-produced streams are built from conformance/cfg/<name>.cfg and a
+synthetic input (an integer pattern, identical on every machine); syntax-level
+streams that the encoder does not produce are built unit by unit; negative
+streams are valid streams with one defect. ``--check`` regenerates into a
+temporary directory and fails if any byte differs from the committed suite.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from refsw import tools  # noqa: E402,F401
+from refsw.cfg import parse  # noqa: E402
+from refsw.conformance import decode_internal, trace_of  # noqa: E402
+from refsw.encoder import Encoder  # noqa: E402
+from refsw.options import ENCODER_OPTIONS  # noqa: E402
+from refsw.picture import Picture, picture_md5  # noqa: E402
+from syntax import hls  # noqa: E402
+from syntax.errors import BitstreamError  # noqa: E402
+from syntax.levels import LEVELS, PROFILES  # noqa: E402
+from syntax.rw import Struct  # noqa: E402
+from syntax.units import BitstreamWriter, parse_units  # noqa: E402
+
+
+def synth_picture(w, h, chroma_format="420", bit_depth=8, colour_space="ycbcr", t=0):
+    """Deterministic integer test pattern: gradient + texture + moving block."""
+    shapes = {"400": [(h, w)], "444": [(h, w)] * 3,
+              "420": [(h, w), ((h + 1) // 2, (w + 1) // 2), ((h + 1) // 2, (w + 1) // 2)]}[chroma_format]
+    planes = []
+    m = 1 << bit_depth
+    for c, (ph, pw) in enumerate(shapes):
+        y, x = np.mgrid[0:ph, 0:pw].astype(np.int64)
+        v = (x * 7 + y * 5 + c * 31) * m // (8 * (pw + ph) + 1)
+        v += ((x * 73856093) ^ (y * 19349663) ^ ((t + c) * 83492791)) % (m // 8 + 1)
+        bx = (3 * t) % max(pw, 1)
+        v = np.where((x >= bx) & (x < bx + pw // 4 + 1) & (y < ph // 2 + 1), m - 1 - v % (m // 2), v)
+        planes.append((v % m).astype(np.uint16))
+    return Picture(planes, chroma_format, bit_depth, colour_space)
+
+
+def _encode(cfgname, pics, extra=()):
+    c, _ = parse(["--cfg", os.path.join(HERE, "cfg", cfgname + ".cfg"), *extra], ENCODER_OPTIONS)
+    return Encoder(c).encode(pics)
+
+
+# name -> (description, exercises, builder)
+def _pcm_rgb():
+    return _encode("pcm", [synth_picture(13, 7, "444", 8, "rgb")])
+
+
+def _pcm_420_10bit():
+    return _encode("pcm", [synth_picture(17, 9, "420", 10, t=t) for t in range(3)])
+
+
+def _pcm_400():
+    return _encode("pcm", [synth_picture(16, 16, "400", 8)])
+
+
+def _pcm_444_16bit():
+    return _encode("pcm", [synth_picture(8, 6, "444", 16)], ["--Level", "1"])
+
+
+def _syntax_misc():
+    """Syntax the encoder does not produce: timing, SPS extension, left/top
+    cropping, reserved/unspecified unit types, a repeated SPS, picture-level
+    RESTORATION unit."""
+    pic = synth_picture(20, 12, "420", 8)
+    sps = Struct(sps_profile_idc=1, sps_level_idc=20, sps_pic_width_in_luma_samples=20,
+                 sps_pic_height_in_luma_samples=12, sps_chroma_format_idc=1, sps_colour_space_idc=0,
+                 sps_bit_depth_minus8=0, sps_conformance_window_flag=1, sps_conf_win_left_offset=2,
+                 sps_conf_win_right_offset=1, sps_conf_win_top_offset=4, sps_conf_win_bottom_offset=3,
+                 sps_timing_info_present_flag=1, sps_num_units_in_tick=1001, sps_time_scale=60000,
+                 sps_pcm_enabled_flag=1, sps_learned_intra_enabled_flag=0, sps_inner_codec_enabled_flag=0,
+                 sps_feature_coding_enabled_flag=0, sps_roi_enabled_flag=0,
+                 sps_spatial_resampling_enabled_flag=0, sps_temporal_resampling_enabled_flag=0,
+                 sps_bit_depth_truncation_enabled_flag=0, sps_post_filter_enabled_flag=0,
+                 sps_extension_flag=1, sps_extension_data_flag=[1, 0, 0, 1, 1])
+    from refsw.decoder import crop_to_output
+    w = BitstreamWriter()
+    w.write_unit(hls.UT_SPS, sps)
+    w.write_unit(50, None, raw=b"unspecified unit: skipped")
+    for poc in range(2):
+        p = synth_picture(20, 12, "420", 8, t=poc)
+        w.write_unit(hls.UT_PH, Struct(ph_pic_order_cnt=poc, ph_pic_type=0, ph_pic_coding_mode=0))
+        w.write_unit(hls.UT_PCM, Struct(pcm_sample=p.planes))
+        w.write_unit(40, None, raw=b"\x00\x01reserved")
+        w.write_unit(hls.UT_DPH, Struct(dph_hash_type=0, dph_picture_md5=picture_md5(crop_to_output(p, sps))))
+        if poc == 0:
+            w.write_unit(hls.UT_SPS, sps)          # repeated SPS: a new coded sequence, same content
+    w.write_unit(hls.UT_EOS, Struct())
+    return w.getvalue()
+
+
+STREAMS = [
+    ("pcm_rgb444_8bit_13x7", "PCM, RGB 4:4:4 8-bit, odd size", ["pcm", "rgb", "444"], _pcm_rgb),
+    ("pcm_yuv420_10bit_17x9", "PCM, YCbCr 4:2:0 10-bit, odd size (right/bottom cropping), 3 pictures",
+     ["pcm", "420", "10bit", "conformance_window"], _pcm_420_10bit),
+    ("pcm_yuv400_8bit_16x16", "PCM, monochrome", ["pcm", "400"], _pcm_400),
+    ("pcm_yuv444_16bit_8x6", "PCM, YCbCr 4:4:4 16-bit, level 1", ["pcm", "444", "16bit"], _pcm_444_16bit),
+    ("syntax_misc_20x12", "timing info, SPS extension data, left/top cropping, reserved and unspecified "
+     "unit types (skipped), repeated SPS", ["pcm", "timing", "sps_extension", "reserved_units",
+                                            "conformance_window"], _syntax_misc),
+]
+
+
+# ---------------------------------------------------------------------------
+# Negative streams: (name, description, expected element, clause, builder)
+# ---------------------------------------------------------------------------
+
+def _base():
+    return _pcm_rgb()
+
+
+def _patch(data, offset, value):
+    d = bytearray(data)
+    d[offset] = value
+    return bytes(d)
+
+
+def _unit(data, type_name, k=0):
+    return [u for u in parse_units(data) if u.type_name == type_name][k]
+
+
+def _neg_truncated():
+    d = _base()
+    return d[:len(d) - 40]
+
+
+def _neg_forbidden_bit():
+    d = _base()
+    u = _unit(d, "PH")
+    return _patch(d, u.offset + 4, d[u.offset + 4] | 0x80)
+
+
+def _neg_profile():
+    return _patch(_base(), 6, 9)           # sps_profile_idc is byte 6 (after unit_length, header)
+
+
+def _neg_level():
+    d = _encode("pcm", [synth_picture(400, 100, "400", 8)], ["--Level", "3"])
+    return _patch(d, 7, 10)                # sps_level_idc 30 -> 10: 40000 > MaxLumaPs 36864
+
+
+def _neg_ph_before_sps():
+    d = _base()
+    return d[_unit(d, "PH").offset:]
+
+
+def _neg_pcm_without_ph():
+    d = _base()
+    ph = _unit(d, "PH")
+    pcm = _unit(d, "PCM")
+    return d[:ph.offset] + d[pcm.offset:]
+
+
+def _neg_trailing_bytes():
+    d = bytearray(_base())
+    ph = _unit(bytes(d), "PH")
+    n = int.from_bytes(d[ph.offset:ph.offset + 4], "big")
+    d[ph.offset:ph.offset + 4] = (n + 1).to_bytes(4, "big")
+    d.insert(ph.offset + 4 + n, 0)
+    return bytes(d)
+
+
+def _neg_coding_mode():
+    d = _base()
+    return _ph_mode5(d, _unit(d, "PH"))
+
+
+def _ph_mode5(d, ph):
+    # rebuild the PH payload by hand: 1 00 00110 | 1 0000000  (poc 0, I, mode 5, trailing bits)
+    d = bytearray(d)
+    n = int.from_bytes(d[ph.offset:ph.offset + 4], "big")
+    payload = bytes([0b10000110, 0b10000000])
+    new = (2 + len(payload)).to_bytes(4, "big") + bytes(d[ph.offset + 4:ph.offset + 6]) + payload
+    return bytes(d[:ph.offset]) + new + bytes(d[ph.offset + 4 + n:])
+
+
+def _neg_tool_not_in_profile():
+    d = _base()
+    sps = parse_units(d)[0].payload
+    sps.sps_inner_codec_enabled_flag = 1
+    sps.sps_inner_codec_idc = 0
+    sps.sps_profile_idc = 2                # write as Machine Video, then relabel as Main Intra
+    w = BitstreamWriter()
+    w.write_unit(hls.UT_SPS, sps)
+    s = w.getvalue()
+    s = _patch(s, 6, 1)
+    return s + d[parse_units(d)[1].offset:]
+
+
+def _neg_two_dph():
+    d = _base()
+    dph = _unit(d, "DPH")
+    n = int.from_bytes(d[dph.offset:dph.offset + 4], "big")
+    one = d[dph.offset:dph.offset + 4 + n]
+    return d[:dph.offset + 4 + n] + one + d[dph.offset + 4 + n:]
+
+
+def _neg_long_exp_golomb():
+    d = _base()
+    sps = parse_units(d)[0]
+    body = bytearray(d[sps.offset + 4: sps.offset + 4 + sps.size])
+    body[4:] = bytes(8)                   # width ue(v): more than 32 leading zero bits
+    return (len(body)).to_bytes(4, "big") + bytes(body) + d[sps.offset + 4 + sps.size:]
+
+
+NEGATIVE = [
+    ("neg_truncated", "stream cut inside the PCM unit", "unit_length", "5.1", _neg_truncated),
+    ("neg_forbidden_zero_bit", "forbidden_zero_bit equal to 1 in the PH unit", "forbidden_zero_bit", "5.2",
+     _neg_forbidden_bit),
+    ("neg_unknown_profile", "sps_profile_idc 9", "sps_profile_idc", "A.2", _neg_profile),
+    ("neg_level_picture_size", "400x100 picture at level 1", "sps_pic_height_in_luma_samples", "A.3", _neg_level),
+    ("neg_no_sps", "bitstream starting with a PH unit", "unit_type", "5.3", _neg_ph_before_sps),
+    ("neg_pcm_without_ph", "PCM unit with no picture header", "unit_type", "8.1", _neg_pcm_without_ph),
+    ("neg_trailing_byte", "PH unit one byte longer than its syntax", "unit_length", "5.1", _neg_trailing_bytes),
+    ("neg_coding_mode_range", "ph_pic_coding_mode 5", "ph_pic_coding_mode", "6.2", _neg_coding_mode),
+    ("neg_tool_not_in_profile", "inner codec enabled in the Main Intra profile",
+     "sps_inner_codec_enabled_flag", "A.2", _neg_tool_not_in_profile),
+    ("neg_two_dph", "two DPH units of layer 0 in one picture", "unit_layer_id", "8.1", _neg_two_dph),
+    ("neg_exp_golomb_too_long", "ue(v) with more than 32 leading zero bits",
+     "sps_pic_width_in_luma_samples", "6.1", _neg_long_exp_golomb),
+]
+
+
+def _fmt(out):
+    p = out[0].picture
+    return {"width": p.width, "height": p.height, "chroma_format": p.chroma_format, "bit_depth": p.bit_depth,
+            "colour_space": p.colour_space}
+
+
+def build(dest):
+    os.makedirs(os.path.join(dest, "streams"), exist_ok=True)
+    os.makedirs(os.path.join(dest, "negative"), exist_ok=True)
+    manifest = {"version": 1, "description": "refsw conformance suite; regenerate with "
+                "conformance/regenerate.py", "streams": [], "negative": []}
+    for name, desc, exercises, fn in STREAMS:
+        data = fn()
+        sps = parse_units(data)[0].payload
+        md5s, out = decode_internal(data)
+        rel = f"streams/{name}.bin"
+        with open(os.path.join(dest, rel), "wb") as f:
+            f.write(data)
+        manifest["streams"].append({
+            "name": name, "file": rel, "description": desc, "exercises": exercises,
+            "profile": PROFILES[sps.sps_profile_idc].name, "level": LEVELS[sps.sps_level_idc].name,
+            "frames": len(out), "format": _fmt(out),
+            "bitstream_sha256": hashlib.sha256(data).hexdigest(),
+            "trace_sha256": hashlib.sha256(trace_of(data).encode()).hexdigest(),
+            "md5": md5s,
+        })
+    for name, desc, element, clause, fn in NEGATIVE:
+        data = fn()
+        try:
+            decode_internal(data)
+            raise SystemExit(f"negative stream {name} decodes without error")
+        except BitstreamError as e:
+            if (e.element, e.clause) != (element, clause):
+                raise SystemExit(f"negative stream {name}: got {e.element} ({e.clause}), want {element} "
+                                 f"({clause}): {e}")
+        rel = f"negative/{name}.bin"
+        with open(os.path.join(dest, rel), "wb") as f:
+            f.write(data)
+        manifest["negative"].append({"name": name, "file": rel, "description": desc, "element": element,
+                                     "clause": clause, "bitstream_sha256": hashlib.sha256(data).hexdigest()})
+    with open(os.path.join(dest, "manifest.json"), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    return manifest
+
+
+def main(argv):
+    if "--check" in argv:
+        with tempfile.TemporaryDirectory() as td:
+            build(td)
+            diffs = []
+            for root, _, files in os.walk(td):
+                for fn in files:
+                    rel = os.path.relpath(os.path.join(root, fn), td)
+                    ours = os.path.join(HERE, rel)
+                    if not os.path.exists(ours) or open(ours, "rb").read() != open(os.path.join(root, fn), "rb").read():
+                        diffs.append(rel)
+            if diffs:
+                print("regenerated suite differs: " + ", ".join(diffs))
+                return 1
+            print("conformance suite is reproducible")
+            return 0
+    for sub in ("streams", "negative"):
+        shutil.rmtree(os.path.join(HERE, sub), ignore_errors=True)
+    m = build(HERE)
+    print(f"{len(m['streams'])} streams, {len(m['negative'])} negative streams written to {HERE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

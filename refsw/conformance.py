@@ -1,0 +1,319 @@
+"""refsw-conformance: decode the conformance suite and compare decoded-picture hashes.
+
+The suite lives in ``conformance/``: ``manifest.json`` (checked against
+``manifest.schema.json``) lists every stream with what it exercises, its
+profile and level, its frame count, the expected MD5 of each component of each
+decoded picture, and the SHA-256 of its syntax trace. Negative streams list
+the error they must produce (element and clause).
+
+``--decoder 'CMD {in} {out}'`` runs another implementation: it must write
+the output pictures to ``{out}`` (named ``out.yuv``, or ``out.rgb`` for RGB
+streams) as raw planar samples (8-bit samples: one
+byte; more: two bytes little-endian), in output order; the runner hashes
+them with the picture format given in the manifest.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import inspect
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+import numpy as np
+
+from syntax.errors import BitstreamError
+from syntax.rw import Trace
+from syntax.units import iter_units
+
+from .picture import plane_md5
+
+PROG = "refsw-conformance"
+
+SCHEMA_KEYS = {
+    "name": str, "file": str, "description": str, "exercises": list, "profile": str, "level": str,
+    "frames": int, "format": dict, "bitstream_sha256": str, "trace_sha256": str, "md5": list,
+}
+NEGATIVE_KEYS = {"name": str, "file": str, "description": str, "element": str, "clause": str,
+                 "bitstream_sha256": str}
+
+
+def suite_dir() -> str:
+    env = os.environ.get("REFSW_CONFORMANCE_DIR")
+    if env:
+        return env
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(here, "conformance")
+
+
+class ManifestError(ValueError):
+    pass
+
+
+def load_manifest(path: str) -> dict:
+    """Load manifest.json and check it against the schema of manifest.schema.json."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            m = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{path}:{e.lineno}: {e.msg}")
+    schema_path = os.path.join(os.path.dirname(path), "manifest.schema.json")
+    if os.path.exists(schema_path):
+        try:
+            import jsonschema  # optional: full schema validation
+            with open(schema_path, encoding="utf-8") as f:
+                jsonschema.validate(m, json.load(f))
+        except ImportError:
+            pass
+        except Exception as e:  # jsonschema.ValidationError
+            raise ManifestError(f"{path}: does not match the schema: {getattr(e, 'message', e)}")
+    for kind, keys in (("streams", SCHEMA_KEYS), ("negative", NEGATIVE_KEYS)):
+        for i, s in enumerate(m.get(kind, [])):
+            for k, t in keys.items():
+                if k not in s:
+                    raise ManifestError(f"{path}: {kind}[{i}] ({s.get('name', '?')}): missing key {k!r}")
+                if not isinstance(s[k], t):
+                    raise ManifestError(f"{path}: {kind}[{i}] ({s.get('name')}): {k} should be {t.__name__}")
+    return m
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def trace_of(data: bytes) -> str:
+    t = Trace()
+    for _ in iter_units(data, t):
+        pass
+    return t.text()
+
+
+def decode_internal(data: bytes, *, threads: int = 0, reference: bool = False, max_layer=None):
+    """Decode with refsw; returns per-picture lists of component MD5 hex digests."""
+    from . import tools  # noqa: F401
+    from .decoder import Decoder
+    from .threads import set_threads
+    set_threads(threads)
+    dec = Decoder(max_layer=max_layer)
+    dec.reference = reference
+    out = dec.decode(data)
+    return [[plane_md5(p, d.picture.bit_depth).hex() for p in d.picture.planes] for d in out], out
+
+
+def _plane_shapes(fmt):
+    w, h, cf = fmt["width"], fmt["height"], fmt["chroma_format"]
+    if cf == "400":
+        return [(h, w)]
+    if cf == "420":
+        return [(h, w), ((h + 1) // 2, (w + 1) // 2), ((h + 1) // 2, (w + 1) // 2)]
+    return [(h, w)] * 3
+
+
+def decode_external(cmd: str, path: str, fmt: dict, timeout: float):
+    with tempfile.TemporaryDirectory() as td:
+        out = os.path.join(td, "out.rgb" if fmt.get("colour_space") == "rgb" else "out.yuv")
+        argv = [a.replace("{in}", path).replace("{out}", out) for a in shlex.split(cmd)]
+        r = subprocess.run(argv, capture_output=True, timeout=timeout)
+        if r.returncode != 0 or not os.path.exists(out):
+            raise RuntimeError(f"decoder exited {r.returncode}: "
+                               f"{r.stderr.decode(errors='replace').strip().splitlines()[-1:]}")
+        raw = open(out, "rb").read()
+    bd = fmt["bit_depth"]
+    bps = 1 if bd <= 8 else 2
+    shapes = _plane_shapes(fmt)
+    fsize = sum(h * w for h, w in shapes) * bps
+    if fsize == 0 or len(raw) % fsize:
+        raise RuntimeError(f"output size {len(raw)} is not a multiple of the frame size {fsize}")
+    pics = []
+    pos = 0
+    dt = np.uint8 if bps == 1 else np.dtype("<u2")
+    while pos < len(raw):
+        comps = []
+        for h, w in shapes:
+            n = h * w * bps
+            plane = np.frombuffer(raw, dtype=dt, count=h * w, offset=pos).reshape(h, w)
+            comps.append(plane_md5(plane, bd).hex())
+            pos += n
+        pics.append(comps)
+    return pics
+
+
+# ---------------------------------------------------------------------------
+# Syntax coverage
+# ---------------------------------------------------------------------------
+
+def spec_elements() -> dict[str, str]:
+    """Every syntax element of the spec -> its descriptor kind ('flag' or other)."""
+    from syntax.render import _structures
+    elements = {}
+    for name, fn in _structures().items():
+        src = textwrap.dedent(inspect.getsource(inspect.unwrap(fn)))
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    isinstance(node.func.value, ast.Name) and node.func.value.id == "rw":
+                m = node.func.attr
+                if m in ("u", "f") and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+                    nm = node.args[1].value
+                    is_flag = m == "u" and isinstance(node.args[0], ast.Constant) and node.args[0].value == 1
+                    elements[nm] = "flag" if is_flag else m
+                elif m in ("ue", "se", "flag", "bytes", "samples") and node.args and \
+                        isinstance(node.args[0], ast.Constant):
+                    elements[node.args[0].value] = "flag" if m == "flag" else m
+                elif m == "zero_alignment" and node.args and isinstance(node.args[0], ast.Constant):
+                    elements[node.args[0].value] = "f"
+                elif m == "rbsp_trailing_bits":
+                    elements["rbsp_stop_one_bit"] = "f"
+                elif m == "byte_alignment":
+                    elements["alignment_bit_equal_to_one"] = "f"
+    return elements
+
+
+_LINE = re.compile(r"^\s*\d+\s+(\S+)\s+\S+\s+= (.*)$")
+
+
+def coverage(traces: dict[str, str]) -> dict:
+    """Which elements (and which values of flags) the streams exercise."""
+    spec = spec_elements()
+    seen: dict[str, set] = {}
+    by_stream: dict[str, set] = {}
+    for sname, text in traces.items():
+        s = set()
+        for line in text.splitlines():
+            m = _LINE.match(line)
+            if not m:
+                continue
+            el = re.sub(r"\[.*$", "", m.group(1))
+            s.add(el)
+            seen.setdefault(el, set()).add(m.group(2).strip())
+        by_stream[sname] = s
+    items = []
+    for el, kind in sorted(spec.items()):
+        if kind == "flag":
+            for v in ("0", "1"):
+                items.append((f"{el}={v}", v in seen.get(el, set())))
+        else:
+            items.append((el, el in seen))
+    covered = sum(1 for _, c in items if c)
+    return {"items": items, "covered": covered, "total": len(items),
+            "pct": 100.0 * covered / max(len(items), 1), "by_stream": by_stream}
+
+
+# ---------------------------------------------------------------------------
+# Runner
+# ---------------------------------------------------------------------------
+
+def run(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap.add_argument("--suite", default=suite_dir(), help="conformance directory (default: %(default)s)")
+    ap.add_argument("--decoder", help="external decoder command with {in} and {out} placeholders")
+    ap.add_argument("--threads", type=int, default=0, help="decoder threads (internal decoder)")
+    ap.add_argument("--reference-path", action="store_true",
+                    help="decode through the int64 reference path (learned tools)")
+    ap.add_argument("--equivalence", action="store_true",
+                    help="also decode with 1 and 2 threads and the reference path: hashes must agree")
+    ap.add_argument("--coverage", action="store_true", help="print the syntax-coverage report")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per stream (external decoder)")
+    ap.add_argument("-k", dest="select", help="only streams whose name contains this")
+    a = ap.parse_args(argv)
+    mpath = os.path.join(a.suite, "manifest.json")
+    m = load_manifest(mpath)
+    failures = 0
+    rows = []
+    traces = {}
+    t_all = time.perf_counter()
+    for s in m["streams"]:
+        if a.select and a.select not in s["name"]:
+            continue
+        path = os.path.join(a.suite, s["file"])
+        t0 = time.perf_counter()
+        status, note = "PASS", ""
+        try:
+            data = open(path, "rb").read()
+            if _sha256(data) != s["bitstream_sha256"]:
+                raise RuntimeError("bitstream file differs from the manifest (sha256)")
+            tr = trace_of(data)
+            traces[s["name"]] = tr
+            if _sha256(tr.encode()) != s["trace_sha256"]:
+                status, note = "FAIL", "syntax trace digest differs"
+            if a.decoder:
+                got = decode_external(a.decoder, path, s["format"], a.timeout)
+            else:
+                got, _ = decode_internal(data, threads=a.threads, reference=a.reference_path,
+                                         max_layer=s.get("target_layer"))
+            if status == "PASS" and got != s["md5"]:
+                bad = next((i for i, (g, e) in enumerate(zip(got, s["md5"])) if g != e), min(len(got), len(s["md5"])))
+                status, note = "FAIL", (f"{len(got)} pictures, expected {len(s['md5'])}" if len(got) != len(s["md5"])
+                                        else f"MD5 differs from picture {bad}")
+            if status == "PASS" and a.equivalence and not a.decoder:
+                for kw in (dict(threads=1), dict(threads=2), dict(threads=1, reference=True)):
+                    g2, _ = decode_internal(data, max_layer=s.get("target_layer"), **kw)
+                    if g2 != got:
+                        status, note = "FAIL", f"hashes differ with {kw}"
+                        break
+        except (BitstreamError, RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
+            status, note = "FAIL", f"{type(e).__name__}: {e}"
+        dt = time.perf_counter() - t0
+        failures += status != "PASS"
+        rows.append((s["name"], s["profile"], s["frames"], status, f"{dt:.2f}s", note))
+    for s in m.get("negative", []):
+        if a.select and a.select not in s["name"]:
+            continue
+        path = os.path.join(a.suite, s["file"])
+        t0 = time.perf_counter()
+        data = open(path, "rb").read()
+        status, note = "PASS", ""
+        if a.decoder:
+            try:
+                decode_external(a.decoder, path, {"width": 1, "height": 1, "chroma_format": "400", "bit_depth": 8},
+                                a.timeout)
+                status, note = "FAIL", "decoder accepted an invalid stream"
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                note = "rejected"
+        else:
+            try:
+                decode_internal(data)
+                status, note = "FAIL", "decoder accepted an invalid stream"
+            except BitstreamError as e:
+                if e.element != s["element"] or e.clause != s["clause"]:
+                    status = "FAIL"
+                note = f"{e.element} ({e.clause})"
+                if status == "FAIL":
+                    note += f", expected {s['element']} ({s['clause']})"
+        dt = time.perf_counter() - t0
+        failures += status != "PASS"
+        rows.append((s["name"], "negative", "-", status, f"{dt:.2f}s", note))
+    w = max([len(r[0]) for r in rows] + [6])
+    print(f"{'stream':<{w}}  {'profile':<14} {'pics':>4}  result  time    note")
+    for r in rows:
+        print(f"{r[0]:<{w}}  {r[1]:<14} {str(r[2]):>4}  {r[3]:<6}  {r[4]:<7} {r[5]}")
+    n = len(rows)
+    print(f"{PROG}: {n - failures}/{n} passed, {failures} failed, {time.perf_counter() - t_all:.1f} s"
+          + (f" (decoder: {a.decoder})" if a.decoder else ""))
+    if a.coverage:
+        cov = coverage(traces)
+        missing = [name for name, c in cov["items"] if not c]
+        print(f"syntax coverage: {cov['covered']}/{cov['total']} element values "
+              f"({cov['pct']:.1f}%)")
+        if missing:
+            print("not covered: " + ", ".join(missing))
+    return failures
+
+
+def main(argv=None):
+    try:
+        rc = run(argv)
+    except ManifestError as e:
+        print(f"{PROG}: manifest error: {e}", file=sys.stderr)
+        rc = 255
+    except OSError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        rc = 255
+    sys.exit(min(rc, 255))
