@@ -90,6 +90,8 @@ def build_sps(pic: Picture, cfg, *, coded_width=None, coded_height=None, tools=N
         sps.sps_time_scale = int(round(fr * 1000))
     for k, v in (tools or {}).items():
         setattr(sps, k, v)
+    if getattr(sps, "sps_learned_intra_enabled_flag", 0):
+        sps.sps_model_id = cfg.ModelId
     tools_allowed = PROFILES[profile_idc].tools
     for k in hls.TOOL_FLAGS:
         if getattr(sps, k, 0) and k not in tools_allowed:

@@ -1,2 +1,3 @@
 """Coding tools: importing this package registers every picture/sequence
 encoder and decoder under the coding mode it implements."""
+from . import learned_intra  # noqa: F401

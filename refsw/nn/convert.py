@@ -1,0 +1,194 @@
+"""Integerisation of the learned intra decoder (non-normative, offline).
+
+Turns the float decoder of refsw.models.intra.IntraCodec (h_s, g_s, the
+quality-dependent gains and the factorised z prior) into the normative integer
+data of clause 10 (refsw.nn.intnet), stored as ``<model>_int.npz``.
+
+    python -m refsw.nn.convert [--weights refsw/data/models/intra_v1.npz] [--calib DIR]
+
+Fixed-point choices (the normative data records the outcome, not the recipe):
+activations of clipped-ReLU layers: [0, act_max] -> [0, 2^15 - 1];
+weights: per output channel, |w| <= 2^14 - 1; requantisation multipliers
+< 2^20 with a per-layer shift.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+from .intnet import IntLayer, check_bounds, to_npz_dict
+
+ACT_BITS = 15
+ACT_MAX = (1 << ACT_BITS) - 1
+WEIGHT_MAX = (1 << 14) - 1
+MULT_BITS = 20
+IN_CLIP = 1 << 20          # latent symbols are clipped to +-2^20 before requantisation
+LAT_MAX = 1 << 15          # range of requantised latents / means
+
+
+def _shift_for(ratio_max: float, bits: int = MULT_BITS) -> int:
+    """Largest shift with round(ratio_max * 2^shift) < 2^bits."""
+    s = int(math.floor(bits - 1 - math.log2(ratio_max)))
+    return max(1, min(s, 62))
+
+
+def _mult(ratio: np.ndarray, shift: int) -> np.ndarray:
+    return np.round(np.asarray(ratio, dtype=np.float64) * (1 << shift)).astype(np.int64)
+
+
+def _conv_layers(seq, s_in: float, act_max: float, final_scale=None):
+    """Layers of a DecConv/PixelShuffle/ClippedReLU stack.
+
+    Returns (layers, last_conv_info) where the last conv is left without
+    requantisation parameters when ``final_scale`` is None (its accumulator
+    units s_w * s_in are returned instead)."""
+    from refsw.models.intra import ClippedReLU, DecConv
+    mods = list(seq)
+    layers = []
+    s_act = act_max / ACT_MAX
+    i = 0
+    acc_units = None
+    while i < len(mods):
+        m = mods[i]
+        if not isinstance(m, DecConv):
+            raise ValueError(f"unexpected module {type(m).__name__} at {i}")
+        shuffle = 0
+        relu = False
+        j = i + 1
+        if j < len(mods) and isinstance(mods[j], torch.nn.PixelShuffle):
+            shuffle = mods[j].upscale_factor
+            j += 1
+        if j < len(mods) and isinstance(mods[j], ClippedReLU):
+            relu = True
+            if abs(mods[j].max_value - act_max) > 1e-9:
+                raise ValueError("all clipped ReLUs must share act_max")
+            j += 1
+        W = m.weight.detach().double().numpy()
+        b = m.bias.detach().double().numpy()
+        cout = W.shape[0]
+        s_w = np.abs(W).reshape(cout, -1).max(axis=1) / WEIGHT_MAX
+        s_w = np.where(s_w > 0, s_w, 1.0)
+        W_int = np.round(W / s_w[:, None, None, None]).astype(np.int64)
+        unit = s_w * s_in
+        b_int = np.round(b / unit).astype(np.int64)
+        if relu:
+            ratio = unit / s_act
+            sh = _shift_for(ratio.max())
+            layers.append(IntLayer(W_int, b_int, _mult(ratio, sh), sh, 0, ACT_MAX, shuffle, f"conv{i}"))
+            s_in = s_act
+        else:
+            if j != len(mods):
+                raise ValueError("a linear convolution must be the last layer")
+            layers.append(IntLayer(W_int, b_int, np.ones(cout, np.int64), 1, -(1 << 62), 1 << 62, shuffle,
+                                   f"conv{i}"))
+            acc_units = unit
+        i = j
+    return layers, acc_units
+
+
+def integerize(model, calib_images, *, qualities=range(0, 64, 9)) -> dict:
+    """Integer decoder data (dict of numpy arrays) for ``model`` (IntraCodec)."""
+    from refsw.models.entropy_models import LOG_SCALE_MIN, LOG_SCALE_STEP
+    from refsw.models.intra import pad_to_multiple
+    cfg = model.cfg
+    model.eval()
+    M, Z = cfg.latent_channels, cfg.hyper_channels
+    qs = torch.arange(cfg.num_quality, dtype=torch.float32)
+    with torch.no_grad():
+        gE, gD, zE, zD, lgE = (t.squeeze(-1).squeeze(-1).double().numpy() for t in model.gains(qs))
+    # calibration of the two input scales (g_s input y_hat*gD, h_s input z_hat*zD)
+    ymax, zmax = 1e-6, 1e-6
+    with torch.no_grad():
+        for x in calib_images:
+            x = pad_to_multiple(x, cfg.total_stride)
+            for q in qualities:
+                qq = torch.tensor([float(q)])
+                out = model(x, qq)
+                g = model.gains(qq)
+                ymax = max(ymax, float((torch.round(out["y"]) * g[1]).abs().max()))
+                zh = torch.round(out["z"]).clamp(-cfg.z_support, cfg.z_support)
+                zmax = max(zmax, float((zh * g[3]).abs().max()))
+    # headroom: the calibrated maximum maps to 1/4 of the latent range
+    s_gin = ymax / (LAT_MAX / 4)
+    s_hin = zmax / (LAT_MAX / 4)
+    hs, hs_units = _conv_layers(model.h_s, s_hin, cfg.act_max)
+    gs, gs_units = _conv_layers(model.g_s, s_gin, cfg.act_max)
+    # g_s output: samples = clamp(x, 0, 1) * 255
+    ratio = gs_units * 255.0
+    sh = _shift_for(ratio.max())
+    gs[-1].mult = _mult(ratio, sh)
+    gs[-1].shift, gs[-1].lo, gs[-1].hi = sh, 0, 255
+    # quality-dependent input requantisation: a = Clip3(-LAT_MAX, LAT_MAX-1, (v * T[q][c] + rnd) >> S)
+    gd_ratio = gD / s_gin
+    gd_shift = _shift_for(gd_ratio.max())
+    zd_ratio = zD / s_hin
+    zd_shift = _shift_for(zd_ratio.max())
+    # h_s outputs: means (gained domain) and scale indices
+    mu_units = hs_units[:M]
+    ls_units = hs_units[M:]
+    mu_ratio = mu_units[None, :] * gE                     # (64, M)
+    mu_shift = _shift_for(mu_ratio.max())
+    ls_ratio = ls_units / LOG_SCALE_STEP                  # (M,)
+    ls_off = (lgE - LOG_SCALE_MIN) / LOG_SCALE_STEP       # (64, M)
+    ls_shift = _shift_for(ls_ratio.max())
+    d = {}
+    d.update(to_npz_dict("hs", hs))
+    d.update(to_npz_dict("gs", gs))
+    d["q.gd_mult"] = _mult(gd_ratio, gd_shift)
+    d["q.zd_mult"] = _mult(zd_ratio, zd_shift)
+    d["q.mu_mult"] = _mult(mu_ratio, mu_shift)
+    d["q.ls_mult"] = _mult(ls_ratio, ls_shift)
+    d["q.ls_add"] = np.round(ls_off * (1 << ls_shift)).astype(np.int64)
+    d["q.shifts"] = np.array([gd_shift, zd_shift, mu_shift, ls_shift], dtype=np.int64)
+    # factorised z tables (clause 9): per channel, values -z_support..z_support plus escape
+    from refsw.entropy import RansTables
+    S = cfg.z_support
+    pmf = model.z_prior.pmf(S).numpy()
+    zt = RansTables.from_pmfs(list(pmf), [-S] * Z, escape_probs=[0.0] * Z)
+    d["z.offsets"], d["z.num_symbols"], d["z.cdf"] = zt.offsets, zt.num_symbols, zt.cdf
+    d["meta.config_json"] = np.frombuffer(json.dumps(cfg.to_dict()).encode(), dtype=np.uint8)
+    d["meta.calibration"] = np.array([ymax, zmax, s_gin, s_hin], dtype=np.float64)
+    return d
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m refsw.nn.convert", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model-id", type=int, default=1)
+    ap.add_argument("--weights", help="float weights (.npz); default: the registered file")
+    ap.add_argument("--calib", help="folder of PNG images for calibration (default: shipped content)")
+    ap.add_argument("--max-images", type=int, default=6)
+    ap.add_argument("-o", "--output", help="output .npz (default: <weights>_int.npz next to the weights)")
+    a = ap.parse_args(argv)
+    from PIL import Image
+
+    from refsw.content import default_image_path
+    from refsw.models.registry import get_entry, load_model
+    entry = get_entry(a.model_id)
+    model = load_model(a.model_id, a.weights)
+    paths = [default_image_path()]
+    if a.calib:
+        paths = sorted(os.path.join(a.calib, f) for f in os.listdir(a.calib) if f.lower().endswith(".png"))
+    imgs = []
+    for p in paths[:a.max_images]:
+        im = np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0
+        im = im[:512, :512]
+        imgs.append(torch.from_numpy(im).permute(2, 0, 1)[None].contiguous())
+    d = integerize(model, imgs)
+    out = a.output or (a.weights or entry.weights_path).replace(".npz", "_int.npz")
+    np.savez(out, **d)
+    from .intnet import from_npz
+    z = np.load(out, allow_pickle=False)
+    b1 = check_bounds(from_npz(z, "hs"), LAT_MAX, name="h_s")
+    b2 = check_bounds(from_npz(z, "gs"), LAT_MAX, name="g_s")
+    print(f"wrote {out}; max accumulator bits h_s {max(b1).bit_length()}, g_s {max(b2).bit_length()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

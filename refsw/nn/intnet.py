@@ -1,0 +1,162 @@
+"""Clause 10: integer neural-network decoding process.
+
+Every tensor of the normative synthesis (h_s, g_s) holds integers. A layer
+is a 2-D convolution with integer weights and bias, followed by a
+per-channel requantisation and a clip:
+
+    acc[ c ]  = bias[ c ] + sum over ci, ky, kx of weight[ c ][ ci ][ ky ][ kx ] * in[ ci ][ y + ky - p ][ x + kx - p ]
+    out[ c ]  = Clip3( lo, hi, ( acc[ c ] * mult[ c ] + add[ c ] + ( 1 << ( shift - 1 ) ) ) >> shift )
+
+with zero padding p = k / 2, ">>" an arithmetic right shift, then an
+optional pixel shuffle (depth to space) by ``shuffle``. ``add`` is zero
+unless stated.
+
+Execution paths (all give identical integers):
+
+* ``float64``: convolution in float64 on integer-valued tensors. Exact
+  because every partial sum is an integer of magnitude < 2^53, which
+  :func:`check_bounds` proves for each layer when the model loads.
+  The requantisation runs in int64.
+* ``int64``: convolution in int64 (slow; the reference used by tests).
+
+On CUDA the float64 path runs with TF32 and cuDNN autotuning off.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+EXACT_LIMIT = 1 << 53
+INT64_LIMIT = 1 << 63
+
+
+class IntNetError(ValueError):
+    """An integer network whose bounds do not guarantee exact arithmetic."""
+
+
+@dataclass
+class IntLayer:
+    weight: np.ndarray        # int64 (Cout, Cin, k, k)
+    bias: np.ndarray          # int64 (Cout,)
+    mult: np.ndarray          # int64 (Cout,)
+    shift: int
+    lo: int
+    hi: int
+    shuffle: int = 0          # 0: none, r: pixel shuffle by r after the clip
+    name: str = ""
+
+    @property
+    def cin(self):
+        return self.weight.shape[1]
+
+    @property
+    def cout(self):
+        return self.weight.shape[0]
+
+    def max_acc(self, in_bound: int) -> int:
+        k = self.weight.shape[2] * self.weight.shape[3]
+        w = np.abs(self.weight).reshape(self.cout, -1).sum(axis=1).astype(object)
+        return int(max(w * in_bound + np.abs(self.bias).astype(object)))
+
+    def out_bound(self) -> int:
+        return max(abs(self.lo), abs(self.hi))
+
+
+def check_bounds(layers: list[IntLayer], in_bound: int, *, extra_mult=None, name="network") -> list[int]:
+    """Prove exactness: every layer's accumulator < 2^53 and the requantisation
+    product < 2^63. Returns the accumulator bound of each layer."""
+    bounds = []
+    b = in_bound
+    for i, L in enumerate(layers):
+        acc = L.max_acc(b)
+        if acc >= EXACT_LIMIT:
+            raise IntNetError(f"{name} layer {i} ({L.name}): accumulator bound {acc} >= 2^53")
+        mmax = int(np.abs(L.mult).max()) if L.mult.size else 0
+        if i == len(layers) - 1 and extra_mult is not None:
+            mmax = max(mmax, int(np.abs(extra_mult).max()))
+        if acc * mmax + (1 << L.shift) >= INT64_LIMIT:
+            raise IntNetError(f"{name} layer {i} ({L.name}): requantisation product bound >= 2^63")
+        bounds.append(acc)
+        b = L.out_bound()
+    return bounds
+
+
+def _conv(x: torch.Tensor, L: IntLayer, path: str, cache: dict) -> torch.Tensor:
+    """Integer convolution; returns int64 accumulators."""
+    key = (id(L), path, x.device)
+    if key not in cache:
+        if path == "int64":
+            cache[key] = (torch.from_numpy(L.weight).to(x.device), torch.from_numpy(L.bias).to(x.device))
+        else:
+            cache[key] = (torch.from_numpy(L.weight.astype(np.float64)).to(x.device),
+                          torch.from_numpy(L.bias.astype(np.float64)).to(x.device))
+    w, b = cache[key]
+    p = L.weight.shape[2] // 2
+    if path == "int64":
+        return F.conv2d(x.to(torch.int64), w, b, padding=p)
+    acc = F.conv2d(x.to(torch.float64), w, b, padding=p)
+    return acc.to(torch.int64)
+
+
+def requant(acc: torch.Tensor, mult, add, shift: int, lo: int, hi: int) -> torch.Tensor:
+    """Clip3( lo, hi, ( acc * mult + add + ( 1 << ( shift - 1 ) ) ) >> shift ), per channel."""
+    m = torch.as_tensor(np.asarray(mult, dtype=np.int64), device=acc.device).view(1, -1, 1, 1)
+    v = acc * m
+    if add is not None:
+        v = v + torch.as_tensor(np.asarray(add, dtype=np.int64), device=acc.device).view(1, -1, 1, 1)
+    if shift > 0:
+        v = (v + (1 << (shift - 1))) >> shift
+    return v.clamp_(lo, hi)
+
+
+def run(layers: list[IntLayer], x: torch.Tensor, path: str = "float64", *, last_mult=None, last_add=None,
+        cache: dict | None = None) -> torch.Tensor:
+    """Run the layers on integer tensor x (N, C, H, W); returns int64.
+
+    ``last_mult`` / ``last_add`` replace the last layer's mult / add (used for
+    quality-dependent output requantisation); they may cover a channel subset
+    via a list of (slice, mult, add, lo, hi) given as ``last_mult``."""
+    if path not in ("float64", "int64"):
+        raise ValueError(f"unknown integer path {path!r}")
+    cache = {} if cache is None else cache
+    for i, L in enumerate(layers):
+        acc = _conv(x, L, path, cache)
+        if i == len(layers) - 1 and isinstance(last_mult, list):
+            return acc  # caller requantises channel groups itself
+        x = requant(acc, L.mult, None, L.shift, L.lo, L.hi)
+        if L.shuffle:
+            x = F.pixel_shuffle(x, L.shuffle)
+        if path == "float64":
+            x = x.to(torch.float64)
+    return x.to(torch.int64)
+
+
+def exact_mode():
+    """Switch off non-deterministic / inexact backends (TF32, autotuning)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def to_npz_dict(prefix: str, layers: list[IntLayer]) -> dict:
+    d = {f"{prefix}.num_layers": np.array(len(layers), dtype=np.int64)}
+    for i, L in enumerate(layers):
+        d[f"{prefix}.{i}.weight"] = L.weight.astype(np.int32)
+        d[f"{prefix}.{i}.bias"] = L.bias.astype(np.int64)
+        d[f"{prefix}.{i}.mult"] = L.mult.astype(np.int64)
+        d[f"{prefix}.{i}.params"] = np.array([L.shift, L.lo, L.hi, L.shuffle], dtype=np.int64)
+    return d
+
+
+def from_npz(z, prefix: str) -> list[IntLayer]:
+    n = int(z[f"{prefix}.num_layers"])
+    out = []
+    for i in range(n):
+        shift, lo, hi, shuffle = (int(v) for v in z[f"{prefix}.{i}.params"])
+        out.append(IntLayer(z[f"{prefix}.{i}.weight"].astype(np.int64), z[f"{prefix}.{i}.bias"].astype(np.int64),
+                            z[f"{prefix}.{i}.mult"].astype(np.int64), shift, lo, hi, shuffle, f"{prefix}.{i}"))
+    return out

@@ -1,0 +1,280 @@
+"""Learned intra coding mode (ph_pic_coding_mode 1), clauses 8.2 and 10.
+
+Normative decoding of a learned picture, for the model signalled by
+sps_model_id, from its integer data (``<model>_int.npz``):
+
+1. HYPER unit: z_hat[c][y][x], c < Z, over (H/64, W/64), decoded with the
+   model's factorised tables (table index c for channel c).
+2. Hyper-synthesis (10.2): a = Clip3(-2^15, 2^15-1, (Clip3(-2^20, 2^20, z_hat) * ZD[q][c] + rnd) >> Sz),
+   then the integer layers of h_s; its last accumulator gives per latent
+   channel c the mean  mu[c] = Clip3(-2^15, 2^15-1, (acc[c] * MU[q][c] + rnd) >> Smu)
+   and the scale index k[c] = Clip3(0, 63, (acc[M+c] * LS[c] + LSA[q][c] + rnd) >> Sls).
+3. LATENT units: layer l carries channels [C_l, C_(l+1)); its symbols s are
+   decoded with Gaussian table k; y_hat = s + mu. Channels of layers not
+   decoded take y_hat = mu.
+4. Synthesis (10.3): a = Clip3(-2^15, 2^15-1, (Clip3(-2^20, 2^20, y_hat) * GD[q][c] + rnd) >> Sg),
+   then the integer layers of g_s, whose last layer gives the R, G, B
+   samples in [0, 255].
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+
+import numpy as np
+import torch
+
+from syntax import hls
+from syntax.errors import BitstreamError
+from syntax.rw import Struct
+
+from ..decoder import CodedPicture, register_picture_decoder, sps_picture_format
+from ..encoder import CODED_SIZE_ALIGN, CODING_MODE_TOOLS, EncoderError, register_picture_encoder
+from ..entropy import RansSubstreams, RansTables, decode_substreams, encode_substreams, gaussian_tables
+from ..nn.intnet import check_bounds, exact_mode, from_npz, requant, run
+from ..picture import Picture
+
+IN_CLIP = 1 << 20
+LAT_MAX = 1 << 15
+
+
+class IntModel:
+    """Normative integer data of a learned intra model."""
+
+    def __init__(self, path: str, model_id: int):
+        if not os.path.exists(path):
+            raise BitstreamError(f"no integer data for sps_model_id {model_id} ({path} missing)",
+                                 element="sps_model_id", clause="10.1")
+        z = np.load(path, allow_pickle=False)
+        self.cfg = json.loads(bytes(z["meta.config_json"]).decode())
+        self.model_id = model_id
+        self.hs = from_npz(z, "hs")
+        self.gs = from_npz(z, "gs")
+        self.gd_mult = z["q.gd_mult"]
+        self.zd_mult = z["q.zd_mult"]
+        self.mu_mult = z["q.mu_mult"]
+        self.ls_mult = z["q.ls_mult"]
+        self.ls_add = z["q.ls_add"]
+        self.gd_shift, self.zd_shift, self.mu_shift, self.ls_shift = (int(v) for v in z["q.shifts"])
+        self.z_tables = RansTables(offsets=z["z.offsets"], num_symbols=z["z.num_symbols"], cdf=z["z.cdf"])
+        self.M = self.cfg["latent_channels"]
+        self.Z = self.cfg["hyper_channels"]
+        self.base = self.cfg["base_channels"]
+        self.stride = self.cfg["stride"]
+        self.total_stride = self.cfg["total_stride"]
+        # accumulator bounds, checked at load (10.1)
+        check_bounds(self.hs, LAT_MAX, name="h_s",
+                     extra_mult=np.concatenate([self.mu_mult.ravel(), self.ls_mult.ravel()]))
+        check_bounds(self.gs, LAT_MAX, name="g_s")
+        if int(np.abs(self.gd_mult).max()) * IN_CLIP >= 1 << 62 or int(np.abs(self.zd_mult).max()) * IN_CLIP >= 1 << 62:
+            raise ValueError("input requantisation bound")
+        self.cache = {}
+
+    def layer_channels(self, num_layers: int):
+        """[C_0, C_1, ..., C_L]: channel ranges of the latent layers."""
+        if num_layers == 1:
+            return [0, self.M]
+        if num_layers == 2:
+            return [0, self.base, self.M]
+        raise BitstreamError(f"model {self.model_id} has 1 or 2 latent layers, the SPS signals {num_layers}",
+                             element="sps_num_latent_layers_minus1", clause="10.1")
+
+    # -- 10.2 hyper-synthesis ------------------------------------------------
+    def hyper_synthesis(self, z_hat: torch.Tensor, q: int, path="float64"):
+        x = requant(z_hat.clamp(-IN_CLIP, IN_CLIP), self.zd_mult[q], None, self.zd_shift, -LAT_MAX, LAT_MAX - 1)
+        acc = run(self.hs, x, path, last_mult=[], cache=self.cache)
+        M = self.M
+        mu = requant(acc[:, :M], self.mu_mult[q], None, self.mu_shift, -LAT_MAX, LAT_MAX - 1)
+        k = requant(acc[:, M:], self.ls_mult, self.ls_add[q], self.ls_shift, 0, 63)
+        return mu, k
+
+    # -- 10.3 synthesis ---------------------------------------------------------
+    def synthesis(self, y_hat: torch.Tensor, q: int, path="float64"):
+        x = requant(y_hat.clamp(-IN_CLIP, IN_CLIP), self.gd_mult[q], None, self.gd_shift, -LAT_MAX, LAT_MAX - 1)
+        return run(self.gs, x, path, cache=self.cache)
+
+
+@functools.lru_cache(maxsize=4)
+def int_model(model_id: int) -> IntModel:
+    from ..models.registry import get_entry
+    try:
+        entry = get_entry(model_id)
+    except KeyError:
+        raise BitstreamError(f"unknown sps_model_id {model_id}", element="sps_model_id", clause="10.1")
+    return IntModel(entry.weights_path.replace(".npz", "_int.npz"), model_id)
+
+
+def _device(dec_or_enc):
+    dev = getattr(dec_or_enc, "device", "cpu") or "cpu"
+    if dev != "cpu":
+        exact_mode()
+    return dev
+
+
+def _check_sps(sps, where_unit):
+    if sps.sps_chroma_format_idc != 3 or sps.sps_colour_space_idc != 1 or sps.sps_bit_depth_minus8 != 0:
+        raise BitstreamError("the learned intra model codes RGB 4:4:4 8-bit pictures",
+                             element="sps_colour_space_idc", clause="10.1", where=where_unit)
+
+
+def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64", device="cpu"):
+    """Entropy decoding and hyper-synthesis: y_hat (1, M, H/16, W/16) int64."""
+    hs_, ws_ = H // m.total_stride, W // m.total_stride
+    hyp = hyp_unit.payload
+    if hyp.hyp_num_channels != m.Z:
+        raise BitstreamError(f"hyp_num_channels {hyp.hyp_num_channels}, the model has {m.Z}",
+                             element="hyp_num_channels", clause="7.3", where=f"unit {hyp_unit.index}")
+    zi = np.broadcast_to(np.arange(m.Z).reshape(m.Z, 1, 1), (m.Z, hs_, ws_))
+    z_hat = decode_substreams(_subs(hyp.hyp_substream), zi, m.z_tables)
+    z_hat = torch.from_numpy(z_hat.astype(np.int64))[None].to(device)
+    mu, k = m.hyper_synthesis(z_hat, q, path)
+    y_hat = mu.clone()
+    chans = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)
+    kk = k[0].cpu().numpy()
+    gt = gaussian_tables()
+    for u in lat_units:
+        layer = u.unit_layer_id
+        c0, c1 = chans[layer], chans[layer + 1]
+        lat = u.payload
+        if lat.lat_num_channels != c1 - c0:
+            raise BitstreamError(f"lat_num_channels {lat.lat_num_channels}, layer {layer} of the model has "
+                                 f"{c1 - c0}", element="lat_num_channels", clause="7.2", where=f"unit {u.index}")
+        s = decode_substreams(_subs(lat.lat_substream), kk[c0:c1], gt)
+        y_hat[0, c0:c1] += torch.from_numpy(s.astype(np.int64)).to(device)
+    return y_hat
+
+
+def _subs(es) -> RansSubstreams:
+    return RansSubstreams(es.es_num_lanes_minus1 + 1, bytes(es.es_lane_data), bytes(es.es_escape_data))
+
+
+def _es(subs: RansSubstreams) -> Struct:
+    return Struct(es_num_lanes_minus1=subs.num_lanes - 1, es_lane_data_size=len(subs.lane_data),
+                  es_escape_data_size=len(subs.escape_data), es_lane_data=subs.lane_data,
+                  es_escape_data=subs.escape_data)
+
+
+@register_picture_decoder(hls.LEARNED_MODE)
+def decode_learned_picture(dec, cp: CodedPicture) -> Picture:
+    """Clause 8.2: learned intra picture."""
+    sps = cp.sps
+    _check_sps(sps, f"unit {cp.ph_unit.index}")
+    m = int_model(sps.sps_model_id)
+    H, W = sps.sps_pic_height_in_luma_samples, sps.sps_pic_width_in_luma_samples
+    if H % m.total_stride or W % m.total_stride:
+        raise BitstreamError(f"coded size {W}x{H} is not a multiple of {m.total_stride}",
+                             element="sps_pic_width_in_luma_samples", clause="10.1",
+                             shall=f"The coded picture size of a learned picture shall be a multiple of "
+                                   f"{m.total_stride}")
+    hyp = cp.units_of(hls.UT_HYPER)
+    if len(hyp) != 1:
+        raise BitstreamError(f"a learned picture has {len(hyp)} HYPER units", element="unit_type", clause="8.2",
+                             where=f"unit {cp.ph_unit.index}",
+                             shall="A learned picture shall contain exactly one HYPER unit")
+    lats = cp.units_of(hls.UT_LATENT)
+    layers = sorted(u.unit_layer_id for u in lats)
+    if layers != list(range(len(layers))) or not layers:
+        raise BitstreamError(f"latent layers {layers}: layers 0..L shall each be present once",
+                             element="unit_layer_id", clause="8.2", where=f"unit {cp.ph_unit.index}")
+    path = "int64" if getattr(dec, "reference", False) else "float64"
+    dev = _device(dec)
+    y_hat = decode_latents(m, sps, hyp[0], lats, cp.ph.ph_quality_idx, H, W, path, dev)
+    x = m.synthesis(y_hat, cp.ph.ph_quality_idx, path)[0].cpu().numpy().astype(np.uint16)
+    return Picture([x[0], x[1], x[2]], "444", 8, "rgb")
+
+
+# ---------------------------------------------------------------------------
+# Encoder (non-normative)
+# ---------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=2)
+def float_model(model_id: int):
+    from ..models.registry import load_model
+    return load_model(model_id)
+
+
+def analyse(model, pic: Picture, q: int):
+    """Encoder analysis: z_hat and the gained latent y (float) of a padded picture."""
+    x = torch.from_numpy(np.stack(pic.planes).astype(np.float32) / 255.0)[None]
+    qq = torch.tensor([float(q)])
+    with torch.no_grad():
+        gE, gD, zE, zD, lgE = model.gains(qq)
+        y = model.g_a(x)
+        z = model.h_a(y) * zE
+        S = model.cfg.z_support
+        z_hat = torch.round(z).clamp(-S, S).to(torch.int64)
+        y_g = y * gE
+    return z_hat, y_g
+
+
+def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
+    m = int_model(sps.sps_model_id)
+    model = float_model(sps.sps_model_id)
+    z_hat, y_g = analyse(model, pic, q)
+    mu, k = m.hyper_synthesis(z_hat, q)
+    # the symbols are round(y) - mu: the encoder uses the decoder's integer means
+    y_hat = torch.round(y_g).to(torch.int64).clamp(-IN_CLIP, IN_CLIP)
+    sym = (y_hat - mu)[0].numpy()
+    kk = k[0].numpy()
+    _, Hz, Wz = z_hat[0].shape
+    zi = np.broadcast_to(np.arange(m.Z).reshape(m.Z, 1, 1), (m.Z, Hz, Wz))
+    units = [(hls.UT_PH, Struct(ph_pic_order_cnt=poc, ph_pic_type=0, ph_pic_coding_mode=hls.LEARNED_MODE,
+                                ph_quality_idx=q), 0),
+             (hls.UT_HYPER, Struct(hyp_num_channels=m.Z,
+                                   hyp_substream=_es(encode_substreams(z_hat[0].numpy(), zi, m.z_tables))), 0)]
+    chans = m.layer_channels(num_layers)
+    gt = gaussian_tables()
+    for layer in range(num_layers):
+        c0, c1 = chans[layer], chans[layer + 1]
+        subs = encode_substreams(sym[c0:c1], kk[c0:c1], gt)
+        units.append((hls.UT_LATENT, Struct(lat_num_channels=c1 - c0, lat_substream=_es(subs)), layer))
+    x = m.synthesis(y_hat, q)[0].numpy().astype(np.uint16)
+    recon = Picture([x[0], x[1], x[2]], "444", 8, "rgb")
+    return units, recon
+
+
+@register_picture_encoder("learned")
+def encode_learned_picture(enc, pic: Picture, sps, poc):
+    if pic.colour_space != "rgb" or pic.bit_depth != 8:
+        raise EncoderError("CodingMode learned: the model codes RGB 8-bit pictures (give a PNG)")
+    num_layers = sps.sps_num_latent_layers_minus1 + 1
+    cfg = enc.cfg
+    if cfg.TargetBpp > 0:
+        q = search_quality(enc, pic, sps, poc, cfg.TargetBpp, num_layers)
+    else:
+        q = cfg.Quality
+    units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
+    enc.log.append(f"POC {poc:4d} quality {q}")
+    return units, recon
+
+
+def _units_bytes(units, sps):
+    from syntax.units import BitstreamWriter
+    w = BitstreamWriter()
+    w.sps = sps
+    for ut, payload, layer in units:
+        w.write_unit(ut, payload, layer_id=layer)
+    return w.nbytes
+
+
+def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
+    """Largest quality index whose picture rate is <= target (bisection; rate
+    increases with the quality index)."""
+    npix = (pic.width - sps.sps_conf_win_right_offset) * (pic.height - sps.sps_conf_win_bottom_offset)
+    lo, hi = 0, 63
+    best = 0
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        units, _ = encode_learned(enc, pic, sps, poc, mid, num_layers=num_layers)
+        bpp = 8 * _units_bytes(units, sps) / npix
+        if bpp <= target_bpp:
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
+CODED_SIZE_ALIGN["learned"] = 64
+CODING_MODE_TOOLS["learned"] = {"sps_learned_intra_enabled_flag": 1, "sps_model_id": 1,
+                                "sps_operating_point_set_id": 0, "sps_num_latent_layers_minus1": 1}
