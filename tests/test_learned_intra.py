@@ -1,0 +1,146 @@
+"""Learned intra coding mode with a small random model: bit exactness and errors.
+
+These tests do not need the shipped weights: they integerise a randomly
+initialised model of the registered architecture, so they check the
+normative machinery (integer layers, entropy coding, syntax), not RD.
+"""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from refsw.cfg import parse
+from refsw.decoder import Decoder
+from refsw.encoder import Encoder
+from refsw.models import registry
+from refsw.models.io import export_npz
+from refsw.nn import convert
+from refsw.nn.intnet import IntLayer, IntNetError, check_bounds, run
+from refsw.options import ENCODER_OPTIONS
+from refsw.picture import Picture
+from syntax.errors import BitstreamError
+from syntax.units import parse_units
+import refsw.tools.learned_intra as li
+
+
+@pytest.fixture(scope="module")
+def random_model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    m = registry.build_model(1)
+    export_npz(m, str(d / "m.npz"))
+    x = torch.rand(1, 3, 64, 64)
+    np.savez(d / "m_int.npz", **convert.integerize(m, [x], qualities=[0, 63]))
+    old = registry.REGISTRY[1]
+    registry.REGISTRY[1] = replace(old, weights=str(d / "m.npz"))
+    li.int_model.cache_clear()
+    li.float_model.cache_clear()
+    yield
+    registry.REGISTRY[1] = old
+    li.int_model.cache_clear()
+    li.float_model.cache_clear()
+
+
+def _pic(w=70, h=45, seed=1):
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 255, w)[None, :] * np.linspace(0.3, 1, h)[:, None]
+    planes = [np.clip(base + rng.normal(0, 20, (h, w)) + 30 * c, 0, 255).astype(np.uint16) for c in range(3)]
+    return Picture(planes, "444", 8, "rgb")
+
+
+def _encode(pic, *args):
+    c, _ = parse(["--CodingMode", "learned", *args], ENCODER_OPTIONS)
+    return Encoder(c).encode([pic])
+
+
+def test_roundtrip_hash_and_paths(random_model):
+    data = _encode(_pic(), "-q", "40")
+    units = parse_units(data)
+    assert [u.type_name for u in units] == ["SPS", "PH", "HYPER", "LATENT", "LATENT", "DPH", "EOS"]
+    out = Decoder().decode(data)
+    assert out[0].hash_status == "match"
+    assert (out[0].picture.width, out[0].picture.height) == (70, 45)
+    ref = Decoder()
+    ref.reference = True                       # int64 convolution path
+    out2 = ref.decode(data)
+    assert out2[0].hash_status == "match"
+    assert out2[0].picture == out[0].picture
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert Decoder().decode(data)[0].picture == out[0].picture
+    finally:
+        torch.set_num_threads(n)
+
+
+def test_quality_changes_rate(random_model):
+    sizes = [len(_encode(_pic(), "-q", str(q))) for q in (0, 63)]
+    assert sizes[0] != sizes[1]
+
+
+def test_base_layer_alone_decodes(random_model):
+    data = _encode(_pic(), "-q", "30")
+    out = Decoder(max_layer=0).decode(data)
+    assert out[0].picture.width == 70 and out[0].hash_status == "absent"
+
+
+def test_corrupt_latent_is_bitstream_error_or_mismatch(random_model):
+    data = bytearray(_encode(_pic(), "-q", "50"))
+    lat = [u for u in parse_units(bytes(data)) if u.type_name == "LATENT"][1]
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(40):
+        d = bytearray(data)
+        i = lat.offset + 4 + 2 + int(rng.integers(0, lat.size - 2))
+        d[i] ^= 1 << int(rng.integers(0, 8))
+        try:
+            out = Decoder().decode(bytes(d))
+            seen.add(out[0].hash_status)
+        except BitstreamError:
+            seen.add("error")
+    assert seen <= {"error", "mismatch", "match"}
+    assert "error" in seen or "mismatch" in seen
+
+
+def test_model_id_unknown_is_bitstream_error(random_model):
+    data = bytearray(_encode(_pic(), "-q", "10", "--ModelId", "1"))
+    # rewrite sps_model_id to 77 through the syntax layer
+    units = parse_units(bytes(data))
+    from syntax.units import BitstreamWriter
+    w = BitstreamWriter()
+    sps = units[0].payload
+    sps.sps_model_id = 77
+    w.write_unit(0, sps)
+    bad = w.getvalue() + bytes(data[units[1].offset:])
+    with pytest.raises(BitstreamError, match="sps_model_id"):
+        Decoder().decode(bad)
+
+
+def test_bound_check_refuses_inexact_layer():
+    L = IntLayer(np.full((1, 4096, 3, 3), 1 << 14, np.int64), np.zeros(1, np.int64), np.ones(1, np.int64),
+                 1, 0, 10, 0, "big")
+    with pytest.raises(IntNetError, match="2\\^53"):
+        check_bounds([L], 1 << 30)
+
+
+def test_float64_equals_int64_on_random_layers():
+    rng = np.random.default_rng(2)
+    layers = [IntLayer(rng.integers(-8191, 8192, (8, 5, 3, 3)), rng.integers(-1000, 1000, 8),
+                       rng.integers(1 << 18, 1 << 19, 8), 20, 0, 32767, 2, "a"),
+              IntLayer(rng.integers(-8191, 8192, (3, 2, 3, 3)), rng.integers(-1000, 1000, 3),
+                       rng.integers(1 << 18, 1 << 19, 3), 22, 0, 255, 0, "b")]
+    check_bounds(layers, 32767)
+    x = torch.from_numpy(rng.integers(-32768, 32767, (1, 5, 9, 11)))
+    a = run(layers, x, "float64")
+    b = run(layers, x, "int64")
+    assert torch.equal(a, b)
+
+
+def test_target_bpp_search(random_model):
+    pic = _pic()
+    c, _ = parse(["--CodingMode", "learned", "--TargetBpp", "2.0"], ENCODER_OPTIONS)
+    enc = Encoder(c)
+    data = enc.encode([pic])
+    assert 8 * len(data) / (pic.width * pic.height) <= 2.0 + 0.5   # headers counted in the search
+    assert any("quality" in line for line in enc.log)
