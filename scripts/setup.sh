@@ -15,5 +15,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # CPU torch first (a file on these machines); the project's range then pulls nothing more.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,ctc]"
 echo "setup: done (.venv)"

@@ -1,0 +1,363 @@
+"""CTC reports: BD tables (JVET/VCM template style), CSV curves, RD plots.
+
+Conventions (as the JVET CTC templates, JVET-T2010 / the VCM CTC):
+
+* BD-rate per sequence and metric, test against anchor, with ``BdMethod``
+  (PCHIP by default).  Negative = the test saves bits.
+* Class and Overall rows: the arithmetic mean of the per-sequence values
+  that are defined (``n/a`` with the reason when none is).
+* EncT / DecT: per sequence the ratio of the mean time per rate point
+  (test / anchor; the mean, not the sum, because the two codecs may have
+  different numbers of rate points); Class and Overall rows: the geometric
+  mean of the per-sequence ratios.
+* Images: PSNR in Y'CbCr BT.709 4:2:0 (Y, U, V, YUV 6:1:1) and in RGB,
+  rate in bpp; MS-SSIM (RGB) as -10 log10(1 - MS-SSIM) for BD.
+  Video: PSNR Y, U, V, YUV, MS-SSIM on Y, rate in kbps.
+* Task metrics (``task_*`` columns): Pareto BD-rate (see refsw.ctc.bd).
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections import OrderedDict
+
+from .bd import BDError, bd
+
+METRICS_VIDEO = [("psnr_y", "Y"), ("psnr_u", "U"), ("psnr_v", "V"), ("psnr_yuv", "YUV"),
+                 ("msssim_db", "MS-SSIM")]
+METRICS_IMAGE = [("psnr_y", "Y"), ("psnr_u", "U"), ("psnr_v", "V"), ("psnr_yuv", "YUV"),
+                 ("psnr_rgb", "RGB"), ("msssim_db", "MS-SSIM")]
+
+
+def metric_list(results: list[dict], kind: str):
+    base = METRICS_IMAGE if kind == "image" else METRICS_VIDEO
+    tasks = sorted({k for r in results for k in r if k.startswith("task_")})
+    return base + [(t, t[5:] + " (Pareto)") for t in tasks]
+
+
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def curves(results: list[dict], codec: str) -> "OrderedDict[str, dict]":
+    """Per sequence: class, labels, rates and metric values of ``codec`` (ok points, by rate)."""
+    out: OrderedDict = OrderedDict()
+    for r in results:
+        if r is None or r.get("codec") != codec or r.get("status") != "ok":
+            continue
+        c = out.setdefault(r["sequence"], {"class": r["class"], "points": []})
+        c["points"].append(r)
+    for c in out.values():
+        c["points"].sort(key=lambda r: _f(r["rate"]))
+    return out
+
+
+def write_curve_csvs(out_dir: str, results: list[dict], kind: str) -> list[str]:
+    """``bd/<codec>.<metric>.csv`` with columns name,rate,quality (input of ``refsw-ctc bdrate``)."""
+    d = os.path.join(out_dir, "bd")
+    os.makedirs(d, exist_ok=True)
+    paths = []
+    codecs = sorted({r["codec"] for r in results if r})
+    for codec in codecs:
+        cv = curves(results, codec)
+        for m, _ in metric_list(results, kind):
+            p = os.path.join(d, f"{codec}.{m}.csv")
+            with open(p, "w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow(["name", "rate", "quality"])
+                for seq, c in cv.items():
+                    for r in c["points"]:
+                        w.writerow([seq, repr(_f(r["rate"])), repr(_f(r.get(m)))])
+            paths.append(p)
+    return paths
+
+
+def _geomean(xs):
+    xs = [x for x in xs if x and x > 0 and math.isfinite(x)]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else math.nan
+
+
+def compare(results: list[dict], test: str, anchor: str, kind: str, method: str = "pchip"):
+    """Per-sequence BD-rates and time ratios of ``test`` against ``anchor``.
+
+    Returns (rows, metrics): rows is a list of dicts with sequence, class,
+    ``bd[metric]`` (BDResult or the reason string), enct, dect."""
+    ct, ca = curves(results, test), curves(results, anchor)
+    metrics = metric_list(results, kind)
+    rows = []
+    for seq, a in ca.items():
+        t = ct.get(seq)
+        row = {"sequence": seq, "class": a["class"], "bd": {}, "enct": math.nan, "dect": math.nan}
+        for m, _ in metrics:
+            if t is None:
+                row["bd"][m] = f"no {test} result"
+                continue
+            pareto = m.startswith("task_")
+            try:
+                row["bd"][m] = bd([_f(r["rate"]) for r in a["points"]], [_f(r.get(m)) for r in a["points"]],
+                                  [_f(r["rate"]) for r in t["points"]], [_f(r.get(m)) for r in t["points"]],
+                                  kind="rate", method=method, pareto=pareto)
+            except BDError as e:
+                row["bd"][m] = str(e)
+        if t is not None:
+            for key, col in (("enct", "enc_time"), ("dect", "dec_time")):
+                ta = sum(_f(r[col]) for r in a["points"]) / len(a["points"])
+                tt = sum(_f(r[col]) for r in t["points"]) / len(t["points"])
+                row[key] = tt / ta if ta > 0 else math.nan
+        rows.append(row)
+    return rows, metrics
+
+
+def aggregate(rows: list[dict], metrics) -> "OrderedDict[str, dict]":
+    """Class rows then 'Overall': mean BD of defined values, geometric mean of time ratios."""
+    groups: OrderedDict = OrderedDict()
+    for r in sorted(rows, key=lambda r: r["class"]):
+        groups.setdefault(r["class"], []).append(r)
+    groups["Overall"] = list(rows)
+    out: OrderedDict = OrderedDict()
+    for g, rs in groups.items():
+        agg = {"n": len(rs), "bd": {}, "enct": _geomean([r["enct"] for r in rs]),
+               "dect": _geomean([r["dect"] for r in rs])}
+        for m, _ in metrics:
+            vals = [r["bd"][m].value for r in rs if not isinstance(r["bd"].get(m), str) and m in r["bd"]]
+            if vals:
+                agg["bd"][m] = (sum(vals) / len(vals), len(vals))
+            else:
+                reasons = sorted({r["bd"][m] for r in rs if isinstance(r["bd"].get(m), str)})
+                agg["bd"][m] = reasons[0] if reasons else "no data"
+        out[g] = agg
+    return out
+
+
+def _pct(v) -> str:
+    if isinstance(v, str):
+        return "n/a"
+    if isinstance(v, tuple):
+        val, n = v
+        return f"{val:.2f}%"
+    return f"{v.value:.2f}%" + ("" if v.monotonic else " (nm)")
+
+
+def _ratio(x) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
+
+
+def _num(x, nd=3) -> str:
+    x = _f(x)
+    if math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.{nd}f}"
+
+
+# --------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------
+
+def plot_rd(out_dir: str, results: list[dict], codecs: list[str], kind: str) -> dict:
+    """One PNG per sequence (quality vs rate, every codec); {sequence: path}.
+    Empty when matplotlib is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {}
+    d = os.path.join(out_dir, "plots")
+    os.makedirs(d, exist_ok=True)
+    per = {c: curves(results, c) for c in codecs}
+    seqs = list(OrderedDict.fromkeys(s for c in codecs for s in per[c]))
+    panels = [("psnr_rgb", "PSNR RGB [dB]"), ("psnr_yuv", "PSNR YUV [dB]")] if kind == "image" else \
+        [("psnr_yuv", "PSNR YUV 6:1:1 [dB]"), ("psnr_y", "PSNR Y [dB]")]
+    xlabel = "rate [bpp]" if kind == "image" else "rate [kbps]"
+    paths = {}
+    for seq in seqs:
+        fig, axs = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8))
+        for ax, (m, lab) in zip(axs, panels):
+            for c in codecs:
+                pts = per[c].get(seq, {}).get("points", [])
+                xs = [_f(r["rate"]) for r in pts if math.isfinite(_f(r.get(m)))]
+                ys = [_f(r.get(m)) for r in pts if math.isfinite(_f(r.get(m)))]
+                lossless = [_f(r["rate"]) for r in pts if _f(r.get(m)) == math.inf]
+                name = c.upper() if c != "refsw" else "refsw"
+                if xs:
+                    ax.plot(xs, ys, "o-", label=name, ms=4)
+                if lossless:
+                    ax.plot([], [], " ", label=f"{name}: lossless at {lossless[0]:.3g} (not drawn)")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(lab)
+            ax.grid(True, alpha=0.4)
+            ax.legend(fontsize=8)
+        fig.suptitle(seq, fontsize=10)
+        fig.tight_layout()
+        p = os.path.join(d, f"{seq}.png")
+        fig.savefig(p, dpi=90)
+        plt.close(fig)
+        paths[seq] = p
+    return paths
+
+
+# --------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------
+
+def build_report(run, cond, test: str, anchor: str, *, argv=None, plots: bool = True) -> tuple[str, list[str]]:
+    """Write ``report-<test>-vs-<anchor>.md`` (+ bd/*.csv, plots/*.png) in
+    ``run.out_dir``; returns (path, summary lines)."""
+    results = [r for r in run.results if r is not None]
+    kind = run.testset.kind
+    method = cond.ctc.BdMethod
+    write_curve_csvs(run.out_dir, results, kind)
+    rows, metrics = compare(results, test, anchor, kind, method)
+    agg = aggregate(rows, metrics)
+    plot_paths = plot_rd(run.out_dir, results, [anchor, test], kind) if plots else {}
+    unit = "bpp" if kind == "image" else "kbps"
+    errors = [r for r in results if r.get("status") != "ok"]
+
+    summary = []
+    ov = agg.get("Overall")
+    npts = {c: len([r for r in results if r["codec"] == c and r.get("status") == "ok"]) for c in (test, anchor)}
+    av = run.versions.get(anchor, {})
+    summary.append(f"Condition {cond.name} ({cond.structure.upper()}), test set {run.testset.name} "
+                   f"({len(run.testset.items)} {'images' if kind == 'image' else 'clips'}); "
+                   f"{test} (CodingMode {cond.enc.CodingMode}, {npts[test]} points) vs {anchor.upper()} "
+                   f"({av.get('encoder', av.get('libjpeg', ''))}, {npts[anchor]} points) over all items; "
+                   f"BD {method}")
+    if cond.enc.CodingMode == "pcm":
+        summary.append("note: CodingMode pcm is lossless (one rate point per item, PSNR = inf): BD-rate is "
+                       "undefined; use CodingMode learned with QualityPoints for RD curves")
+    if ov:
+        summary.append("Overall BD-rate: " + "  ".join(f"{lab} {_pct(ov['bd'][m])}" for m, lab in metrics)
+                       + f"  EncT {_ratio(ov['enct'])}  DecT {_ratio(ov['dect'])}")
+        reasons = sorted({v for v in ov["bd"].values() if isinstance(v, str)})
+        for why in reasons:
+            summary.append(f"n/a: {why}")
+    for c in (anchor, test):
+        pts = [r for r in results if r["codec"] == c and r.get("status") == "ok"]
+        if pts:
+            q = "psnr_rgb" if kind == "image" else "psnr_yuv"
+            fin = [_f(r.get(q)) for r in pts if math.isfinite(_f(r.get(q)))]
+            summary.append(f"{c}: {len(pts)} points, rate {min(_f(r['rate']) for r in pts):.4g}.."
+                           f"{max(_f(r['rate']) for r in pts):.4g} {unit}, {q} "
+                           + (f"{min(fin):.2f}..{max(fin):.2f} dB" if fin else "")
+                           + ((" + " if fin else "") + "lossless" if len(fin) < len(pts) else "")
+                           + f", enc {sum(_f(r['enc_time']) for r in pts):.1f} s, "
+                           f"dec {sum(_f(r['dec_time']) for r in pts):.1f} s")
+    if errors:
+        summary.append(f"{len(errors)} point(s) failed; see the report")
+
+    L = [f"# CTC report: {cond.name} — {test} vs {anchor.upper()}", "",
+         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %z')} by `{' '.join(argv or ['refsw-ctc'])}`.", "",
+         "## Summary", ""]
+    L += ["```"] + summary + ["```", ""]
+    head = "| Class | Seqs | " + " | ".join(lab for _, lab in metrics) + " | EncT | DecT |"
+    L += [f"BD-rate of {test} against {anchor.upper()} ({method}; negative = fewer bits for the same "
+          f"quality; (nm) = a non-monotonic curve, see docs/ctc.md). EncT/DecT: test/anchor time per "
+          f"rate point (geometric mean over sequences).", "", head,
+          "|" + "---|" * (len(metrics) + 4)]
+    for g, a in agg.items():
+        name = f"**{g}**" if g == "Overall" else g
+        L.append(f"| {name} | {a['n']} | " + " | ".join(_pct(a["bd"][m]) for m, _ in metrics)
+                 + f" | {_ratio(a['enct'])} | {_ratio(a['dect'])} |")
+    reasons = sorted({v for a in agg.values() for v in a["bd"].values() if isinstance(v, str)})
+    if reasons:
+        L += ["", "n/a means BD-rate is undefined: " + "; ".join(reasons) + "."]
+    L += ["", "## Per sequence", "", "| Class | Sequence | " + " | ".join(lab for _, lab in metrics)
+          + " | EncT | DecT | Notes |", "|" + "---|" * (len(metrics) + 5)]
+    for r in rows:
+        notes = sorted({n for v in r["bd"].values() if not isinstance(v, str) for n in v.notes
+                        if "non-finite" not in n})
+        notes += [f"overlap {v.overlap:.0%} ({lab})" for (m, lab) in metrics
+                  for v in [r["bd"][m]] if not isinstance(v, str) and v.overlap < 0.75]
+        L.append(f"| {r['class']} | {r['sequence']} | " + " | ".join(_pct(r["bd"][m]) for m, _ in metrics)
+                 + f" | {_ratio(r['enct'])} | {_ratio(r['dect'])} | {'; '.join(notes)} |")
+
+    L += ["", "## Rate points", ""]
+    qcols = [m for m, _ in metrics]
+    L += [f"| Codec | Sequence | Point | {unit} | " + " | ".join(lab for _, lab in metrics)
+          + " | Enc [s] | Dec [s] |", "|" + "---|" * (len(metrics) + 6)]
+    for c in (anchor, test):
+        for seq, cv in curves(results, c).items():
+            for r in cv["points"]:
+                L.append(f"| {c} | {seq} | {r['label']} | {_num(r['rate'], 4)} | "
+                         + " | ".join(_num(r.get(m), 3) for m in qcols)
+                         + f" | {_num(r['enc_time'], 2)} | {_num(r['dec_time'], 2)} |")
+    if errors:
+        L += ["", "## Failed points", ""]
+        for r in errors:
+            L.append(f"- {r['codec']} {r['sequence']} {r['label']}: {r.get('notes', '')}")
+    if plot_paths:
+        L += ["", "## RD plots", ""]
+        for seq, p in plot_paths.items():
+            L.append(f"![{seq}]({os.path.relpath(p, run.out_dir)})")
+    elif plots:
+        L += ["", "(RD plots skipped: matplotlib is not installed.)"]
+
+    L += ["", "## Conditions and versions", ""]
+    L.append(f"- cfg files: {', '.join(cond.files)} (every setting with its source: `run-*.json`)")
+    L.append(f"- test set `{run.testset.name}` ({run.testset.manifest or run.testset.root}):")
+    for it in run.testset.items:
+        L.append(f"  - {it.name} (class {it.cls}, {it.width}x{it.height}"
+                 + (f", {it.frames} frames @ {it.fps:g} fps" if it.kind == "video" else "")
+                 + f"), licence: {it.licence or 'not stated'}; sha256 {it.prepared_sha256[:16]}…")
+    for c, v in run.versions.items():
+        L.append(f"- {c}: " + ", ".join(f"{k} `{x}`" for k, x in v.items()))
+    ex = next((r for r in results if r["codec"] == anchor and r.get("status") == "ok"), None)
+    if ex:
+        L.append(f"- {anchor} encode command (first point): `{' '.join(ex.get('enc_cmd', []))}`")
+        L.append(f"- {anchor} decode command: `{' '.join(ex.get('dec_cmd', []))}`")
+    ex = next((r for r in results if r["codec"] == test and r.get("status") == "ok"), None)
+    if ex:
+        L.append(f"- {test}: `{' '.join(ex.get('enc_cmd', []))}`")
+    L.append("- per-point results (metrics, times, exact commands, keys): `<codec>/<sequence>/<point>.json`; "
+             "all points: `results.csv`; curves for `refsw-ctc bdrate`: `bd/<codec>.<metric>.csv`.")
+    path = os.path.join(run.out_dir, f"report-{test}-vs-{anchor}.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(L) + "\n")
+    return path, summary
+
+
+def anchor_summary(run, anchors: list[str]) -> tuple[str, list[str]]:
+    """``anchors.md`` for ``refsw-ctc anchors``: per codec and sequence the
+    rate points, versions and commands; returns (path, printed lines)."""
+    results = [r for r in run.results if r is not None]
+    kind = run.testset.kind
+    write_curve_csvs(run.out_dir, results, kind)
+    unit = "bpp" if kind == "image" else "kbps"
+    q = "psnr_yuv"
+    lines = []
+    md = [f"# Anchors ({', '.join(a.upper() for a in anchors)})", "",
+          f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %z')}.", ""]
+    for a in anchors:
+        v = run.versions.get(a, {})
+        pts = [r for r in results if r["codec"] == a]
+        ok = [r for r in pts if r.get("status") == "ok"]
+        enc = sum(_f(r["enc_time"]) for r in ok)
+        dec = sum(_f(r["dec_time"]) for r in ok)
+        lines.append(f"{a.upper()} ({v.get('encoder', v.get('libjpeg', ''))}; {v.get('ffmpeg', '')[:40]}): "
+                     f"{len(ok)}/{len(pts)} points ok, encode {enc:.2f} s, decode {dec:.2f} s")
+        md += [f"## {a.upper()}", "", "Versions: " + ", ".join(f"{k} `{x}`" for k, x in v.items()), ""]
+        md += [f"| Sequence | Point | {unit} | PSNR Y | PSNR YUV | Enc [s] | Dec [s] |", "|---|---|---|---|---|---|---|"]
+        for seq, cv in curves(results, a).items():
+            for r in cv["points"]:
+                lines.append(f"  {seq:<24} {r['label']:<6} {unit}={_f(r['rate']):10.4f} "
+                             f"Y={_f(r.get('psnr_y')):7.3f} YUV={_f(r.get(q)):7.3f} dB "
+                             f"enc={_f(r['enc_time']):6.2f}s dec={_f(r['dec_time']):5.2f}s")
+                md.append(f"| {seq} | {r['label']} | {_num(r['rate'], 4)} | {_num(r.get('psnr_y'))} | "
+                          f"{_num(r.get(q))} | {_num(r['enc_time'], 2)} | {_num(r['dec_time'], 2)} |")
+        if ok:
+            md += ["", f"Encode: `{' '.join(ok[0].get('enc_cmd', []))}`", "",
+                   f"Decode: `{' '.join(ok[0].get('dec_cmd', []))}`", ""]
+        for r in pts:
+            if r.get("status") != "ok":
+                lines.append(f"  FAILED {r['sequence']} {r['label']}: {r.get('notes', '')}")
+    path = os.path.join(run.out_dir, f"anchors-{'+'.join(anchors)}.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(md) + "\n")
+    return path, lines
