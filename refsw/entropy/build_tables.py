@@ -1,4 +1,4 @@
-"""Offline builder of the Gaussian-conditional table set (spec clause E.3.2).
+"""Offline builder of the Gaussian-conditional table set (spec clause 9.3.2).
 
 Run once; the output file is the normative data, the decoder never runs this::
 
@@ -15,7 +15,7 @@ Procedure, for k = 0..63:
    (for v = 0: 1 - erfc(1 / (2 s_k sqrt 2))); escape probability
    erfc((M_k + 1/2) / (s_k sqrt 2)).
 4. Frequencies by the integer-fixing procedure of
-   :func:`refsw.entropy.tables.quantize_pmf` (clause E.3.3), P = 16.
+   :func:`refsw.entropy.tables.quantize_pmf` (clause 9.3.3), P = 16.
 
 Float evaluation (Python's ``math.erfc``/``math.log2``, IEEE double) is used
 only here; the resulting integers are stored with their checksums.

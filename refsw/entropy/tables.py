@@ -1,4 +1,4 @@
-"""Normative integer probability tables for the rANS coder (spec clause E.3).
+"""Normative integer probability tables for the rANS coder (spec clause 9.3).
 
 A *table set* holds K tables.  Table k codes the integer values
 ``offset[k] .. offset[k] + num_symbols[k] - 1`` (bins ``0 .. n_k - 1``) plus one
@@ -56,7 +56,7 @@ GAUSSIAN_TAIL_LOG2 = 12
 #: SHA-256 of the data file refsw/data/entropy/gaussian_p16.npz, checked at load.
 GAUSSIAN_P16_FILE_SHA256 = (
     "559f83ba3ced232f8b39e7a87a1b92f7c659b6acb1021dd4c36f6c21b4b415b2")
-#: SHA-256 of the canonical serialisation of its tables (spec clause E.3.4),
+#: SHA-256 of the canonical serialisation of its tables (spec clause 9.3.4),
 #: independent of the container format.
 GAUSSIAN_P16_TABLE_SHA256 = (
     "909a11835886e1b457f9c170c9c1c3c98e51b8747b9221b0343f4c5170cb6eb7")
@@ -65,10 +65,10 @@ _DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
                          "data", "entropy")
 GAUSSIAN_P16_PATH = os.path.join(_DATA_DIR, "gaussian_p16.npz")
 
-#: Table sets with at most this many tables get a direct slot lookup table
-#: (K * 2**16 entries of 8 bytes); larger sets use a binary search instead.
-#: Both give the same symbols (the choice is an implementation detail).
-LUT_MAX_TABLES = 64
+#: Table sets whose direct slot lookup table (K * 2**16 bin indexes) fits in
+#: this many bytes use it; larger sets use a binary search instead.  Both give
+#: the same symbols (the choice is an implementation detail).
+LUT_MAX_BYTES = 32 << 20
 
 
 def gaussian_scales() -> np.ndarray:
@@ -79,26 +79,29 @@ def gaussian_scales() -> np.ndarray:
 
 
 def gaussian_scale_index(scales) -> np.ndarray:
-    """Map float scales to a scale index (informative helper, CompressAI's rule).
+    """Nearest scale index in the log domain, clipped to 0..63 (informative).
 
-    index = number of s_k (k = 0..62) strictly below the scale, i.e. the
-    smallest k with s_k >= scale, clipped to 0..63.  The model defines the
-    normative derivation of its scale indices; this is a convenience for tests
-    and benchmarks.
+    The model defines the normative derivation of its scale indices
+    (refsw.models.entropy_models.scale_index uses the same rounding); this
+    helper serves tests and benchmarks.
     """
     s = np.asarray(scales, dtype=np.float64)
-    return np.searchsorted(gaussian_scales()[:-1], s, side="left").astype(np.int32)
+    lo, hi = math.log(GAUSSIAN_SCALE_MIN), math.log(GAUSSIAN_SCALE_MAX)
+    step = (hi - lo) / (GAUSSIAN_NUM_SCALES - 1)
+    k = np.rint((np.log(np.maximum(s, 1e-300)) - lo) / step)
+    return np.clip(k, 0, GAUSSIAN_NUM_SCALES - 1).astype(np.int32)
 
 
 # --------------------------------------------------------------------------
-# Integer-fixing procedure (spec clause E.3.3)
+# Integer-fixing procedure (spec clause 9.3.3)
 # --------------------------------------------------------------------------
 
 def quantize_pmf(pmf: Sequence[float], precision: int = PRECISION) -> np.ndarray:
     """Turn a probability vector into integer frequencies >= 1 summing to 2**precision.
 
-    The documented, deterministic procedure (spec clause E.3.3):
+    The documented, deterministic procedure (spec clause 9.3.3):
 
+    0. ``p_i = p_i / sum(p)``.
     1. ``f_i = max(1, floor(p_i * 2**P))``.
     2. While ``sum f < 2**P``: add 1 to the bin with the largest gain
        ``p_i * log2((f_i + 1) / f_i)`` (ties: lowest bin index).
@@ -106,15 +109,16 @@ def quantize_pmf(pmf: Sequence[float], precision: int = PRECISION) -> np.ndarray
        has the smallest loss ``p_i * log2(f_i / (f_i - 1))`` (ties: lowest
        bin index).
 
-    Negative or non-finite probabilities are rejected; probabilities need not
-    sum to 1 exactly (they are used as weights).
+    The probabilities are first divided by their sum (so they need not sum to
+    1 exactly); negative or non-finite ones are rejected.
     """
     p = np.asarray(pmf, dtype=np.float64).ravel()
     total = 1 << precision
     if p.size < 1 or p.size > total:
         raise ValueError(f"pmf length {p.size} outside 1..{total}")
-    if not np.all(np.isfinite(p)) or np.any(p < 0):
-        raise ValueError("pmf must be finite and non-negative")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or not p.sum() > 0:
+        raise ValueError("pmf must be finite, non-negative and not all zero")
+    p = p / p.sum()
     pl = [float(v) for v in p]
     f = [max(1, int(math.floor(v * total))) for v in pl]
     d = total - sum(f)
@@ -144,7 +148,7 @@ def quantize_pmf(pmf: Sequence[float], precision: int = PRECISION) -> np.ndarray
 
 @dataclass(eq=False)
 class RansTables:
-    """A set of K integer rANS tables (format: spec clause E.3.1).
+    """A set of K integer rANS tables (format: spec clause 9.3.1).
 
     Attributes (all numpy int64 arrays):
       offsets[k]      value coded by bin 0 of table k
@@ -244,7 +248,7 @@ class RansTables:
         return self.num_tables
 
     def validate(self) -> None:
-        """Check the constraints of spec clause E.3.1; raise ValueError."""
+        """Check the constraints of spec clause 9.3.1; raise ValueError."""
         if self.precision != PRECISION:
             raise ValueError(f"precision shall be {PRECISION}, got {self.precision}")
         K = self.num_tables
@@ -270,7 +274,7 @@ class RansTables:
             raise ValueError("every bin frequency shall be >= 1")
 
     def canonical_bytes(self) -> bytes:
-        """Canonical serialisation (spec clause E.3.4), input of :meth:`checksum`."""
+        """Canonical serialisation (spec clause 9.3.4), input of :meth:`checksum`."""
         head = _CANON_MAGIC + np.array([self.precision, self.num_tables], "<u4").tobytes()
         per = np.empty((self.num_tables, 2), dtype="<i8")
         per[:, 0] = self.offsets
@@ -289,7 +293,7 @@ class RansTables:
     # -- storage ----------------------------------------------------------
 
     def save(self, path) -> None:
-        """Write the npz format of spec clause E.3.4 (uncompressed, deterministic)."""
+        """Write the npz format of spec clause 9.3.4 (uncompressed, deterministic)."""
         arrays = dict(
             precision=np.array(self.precision, dtype="<i4"),
             offsets=self.offsets.astype("<i4"),
@@ -338,58 +342,51 @@ class RansTables:
             value = self.offsets[g_table] + local
             value[local == self.num_symbols[g_table]] = INT32_MIN
             c = dict(bin_start=bin_start, freq=freq, start=start, value=value,
-                     table=g_table)
+                     value32=value.astype(np.int32), table=g_table)
             self._cache["bins"] = c
         return c
 
     def use_lut(self) -> bool:
-        return self.num_tables <= LUT_MAX_TABLES
+        """Direct slot lookup if its table is at most LUT_MAX_BYTES."""
+        return self.num_tables * TOTAL * self._lut_dtype().itemsize <= LUT_MAX_BYTES
+
+    def _lut_dtype(self):
+        nbins = int(self.num_symbols.sum()) + self.num_tables
+        return np.dtype(np.uint16) if nbins <= (1 << 16) else np.dtype(np.int32)
 
     def decode_lut(self) -> np.ndarray:
-        """Direct lookup table, index ``k * 2**16 + slot``:
-        ``value << 32 | freq << 16 | (slot - start)`` as int64."""
+        """Direct lookup table: entry ``k * 2**16 + slot`` is the global bin
+        index g of the bin of table k containing ``slot`` (uint16 if the set
+        has at most 2**16 bins, else int32)."""
         lut = self._cache.get("lut")
         if lut is None:
             b = self.bin_arrays()
-            # value << 32 | freq << 16 | (slot - start) == (packed - start) + slot
-            packed = ((b["value"] << 32) | (b["freq"] << 16)) - b["start"]
-            lut = np.repeat(packed, b["freq"])
-            lut += np.tile(np.arange(TOTAL, dtype=np.int64), self.num_tables)
+            lut = np.repeat(np.arange(b["freq"].size).astype(self._lut_dtype()), b["freq"])
             self._cache["lut"] = lut
         return lut
 
-    def search_arrays(self):
-        """For the binary-search lookup: sorted keys ``k * 2**16 + start`` per
-        global bin and ``value << 32 | freq << 16`` per global bin."""
-        s = self._cache.get("search")
+    def search_keys(self) -> np.ndarray:
+        """Sorted ``k * 2**16 + start`` per global bin (binary-search lookup)."""
+        s = self._cache.get("keys")
         if s is None:
             b = self.bin_arrays()
-            keys = (b["table"] << PRECISION) + b["start"]
-            packed = (b["value"] << 32) | (b["freq"] << 16)
-            s = (keys, packed)
-            self._cache["search"] = s
+            s = (b["table"] << PRECISION) + b["start"]
+            self._cache["keys"] = s
         return s
 
     def torch_cache(self, device):
-        """The arrays above as torch tensors on ``device`` (cached)."""
+        """Arrays used by the torch backend, as tensors on ``device`` (cached)."""
         import torch
         key = ("torch", str(device))
         t = self._cache.get(key)
         if t is None:
             b = self.bin_arrays()
-            t = dict(
-                offsets=torch.as_tensor(self.offsets, device=device),
-                num_symbols=torch.as_tensor(self.num_symbols, device=device),
-                bin_start=torch.as_tensor(b["bin_start"], device=device),
-                freq=torch.as_tensor(b["freq"], device=device),
-                start=torch.as_tensor(b["start"], device=device),
-            )
+            t = dict(freq=torch.as_tensor(b["freq"], device=device),
+                     start=torch.as_tensor(b["start"], device=device))
             if self.use_lut():
-                t["lut"] = torch.as_tensor(self.decode_lut(), device=device)
+                t["lut"] = torch.as_tensor(self.decode_lut().astype(np.int64), device=device)
             else:
-                keys, packed = self.search_arrays()
-                t["keys"] = torch.as_tensor(keys, device=device)
-                t["packed"] = torch.as_tensor(packed, device=device)
+                t["keys"] = torch.as_tensor(self.search_keys(), device=device)
             self._cache[key] = t
         return t
 
