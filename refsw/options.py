@@ -44,6 +44,43 @@ ENCODER_OPTIONS = OptionTable([
     Option("TraceFile", str, "", "write the syntax element trace of the bitstream", group=G_MISC),
     Option("Threads", int, 0, "threads for the transforms (0: library default)", range=(0, 256), group=G_MISC),
     Option("Device", str, "cpu", "torch device for the transforms", group=G_MISC),
+    # -- Track 2 tools (machine video around the inner codec; docs/spec/track2.md) --
+    Option("InnerPreset", str, "medium", "inner encoder speed preset (x265: ultrafast..veryslow; vvenc: "
+           "faster, fast, medium, slow, slower)", group="Track 2 tools"),
+    Option("InnerPacking", str, "picture", "INNER units: picture (each picture carries the access units "
+           "needed to output it) or sequence (the whole inner bitstream in the first picture: 6 bytes per "
+           "unit less)", choices=("picture", "sequence"), group="Track 2 tools"),
+    Option("RoiEnabled", bool, False, "ROI-based background simplification (sps_roi_enabled_flag)",
+           group="Track 2 tools"),
+    Option("RoiDetector", str, "mtcnn", "task network finding the ROI on the source: mtcnn, full "
+           "(whole picture) or module:Class implementing refsw.tasks.TaskNetwork", group="Track 2 tools"),
+    Option("RoiThreshold", float, 0.6, "detection score above which a box is a ROI", range=(0, 1),
+           group="Track 2 tools"),
+    Option("RoiMargin", float, 0.25, "ROI box enlargement on each side, as a fraction of its size",
+           range=(0, 4), group="Track 2 tools"),
+    Option("RoiBackground", str, "blur", "background simplification: blur (strong low-pass), flat "
+           "(mean value) or none (boxes signalled only)", choices=("blur", "flat", "none"), group="Track 2 tools"),
+    Option("RoiBlurFactor", int, 8, "blur: background low-passed by this down/up-sampling factor",
+           range=(2, 64), group="Track 2 tools"),
+    Option("RoiPeriod", int, 16, "the ROI is the union of the boxes over aligned segments of this many "
+           "pictures (stable regions cost fewer bits)", range=(1, 1024), group="Track 2 tools"),
+    Option("RoiSignal", bool, True, "signal the ROI boxes in picture-level restoration metadata",
+           group="Track 2 tools"),
+    Option("SpatialResampling", bool, False, "spatial resampling (sps_spatial_resampling_enabled_flag)",
+           group="Track 2 tools"),
+    Option("SpatialResamplingRatio", float, 0.5, "coded size / source size (each dimension)",
+           range=(0.125, 1.0), group="Track 2 tools"),
+    Option("TemporalResampling", bool, False, "temporal resampling (sps_temporal_resampling_enabled_flag)",
+           group="Track 2 tools"),
+    Option("TemporalRatio", int, 2, "code every TemporalRatio-th picture (and the last); the others are "
+           "interpolated", range=(1, 8), group="Track 2 tools"),
+    Option("TemporalInterp", int, 0, "rm_temporal_interp_idc: 0 linear weighted average, 1 repeat the "
+           "previous coded picture", range=(0, 1), group="Track 2 tools"),
+    Option("BitDepthTruncation", bool, False, "bit-depth truncation (sps_bit_depth_truncation_enabled_flag)",
+           group="Track 2 tools"),
+    Option("BitDepthShift", int, 2, "bits removed before the inner codec", range=(1, 8), group="Track 2 tools"),
+    Option("PostFilter", bool, False, "post filter (sps_post_filter_enabled_flag): integer Wiener filter "
+           "estimated by the encoder, coefficients signalled", group="Track 2 tools"),
 ])
 
 DECODER_OPTIONS = OptionTable([

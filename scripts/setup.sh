@@ -16,4 +16,7 @@ fi
 # CPU torch first (a file on these machines); the project's range then pulls nothing more.
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test,ctc]"
+# MTCNN face-detector weights for the Track 2 ROI tool and task metric; its declared
+# dependencies would replace torch with a CUDA build, so no deps (only weight files are used).
+.venv/bin/python -m pip install -q --no-deps "facenet-pytorch==2.6.0"
 echo "setup: done (.venv)"

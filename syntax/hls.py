@@ -308,22 +308,39 @@ def restoration_metadata(rw, rm, sps):
     """Restoration metadata of the Track 2 tools."""
     lv = level_for(sps.sps_level_idc)
     rw.u(1, "rm_picture_level_flag", 0, 1)
-    if sps.sps_spatial_resampling_enabled_flag:
-        rw.flag("rm_spatial_resampling_flag")
-        if rm.rm_spatial_resampling_flag:
-            rw.ue("rm_coded_width_in_luma_samples", 1, sps.sps_pic_width_in_luma_samples)
-            rw.ue("rm_coded_height_in_luma_samples", 1, sps.sps_pic_height_in_luma_samples)
-            rw.u(2, "rm_upsampling_filter_idc", 0, 0)
-    if sps.sps_temporal_resampling_enabled_flag:
-        rw.flag("rm_temporal_resampling_flag")
-        if rm.rm_temporal_resampling_flag:
-            rw.u(3, "rm_temporal_ratio_minus1", 0, 7)
-            rw.u(2, "rm_temporal_interp_idc", 0, 0)
-    if sps.sps_bit_depth_truncation_enabled_flag:
-        rw.flag("rm_bit_depth_truncation_flag")
-        if rm.rm_bit_depth_truncation_flag:
-            rw.u(4, "rm_bit_depth_shift", 1, bit_depth(sps) - 1)
-    if sps.sps_roi_enabled_flag:
+    if not rm.rm_picture_level_flag:
+        if sps.sps_inner_codec_enabled_flag:
+            rw.ue("rm_inner_bit_depth_minus8", 0, 8)
+        if sps.sps_spatial_resampling_enabled_flag:
+            rw.flag("rm_spatial_resampling_flag")
+            if rm.rm_spatial_resampling_flag:
+                rw.ue("rm_coded_width_in_luma_samples", 1, sps.sps_pic_width_in_luma_samples)
+                rw.ue("rm_coded_height_in_luma_samples", 1, sps.sps_pic_height_in_luma_samples)
+                rw.shall(rm.rm_coded_width_in_luma_samples % 2 == 0 and rm.rm_coded_height_in_luma_samples % 2 == 0,
+                         "rm_coded_width_in_luma_samples and rm_coded_height_in_luma_samples shall be even",
+                         "rm_coded_height_in_luma_samples")
+                rw.u(2, "rm_upsampling_filter_idc", 0, 0)
+        if sps.sps_temporal_resampling_enabled_flag:
+            rw.flag("rm_temporal_resampling_flag")
+            if rm.rm_temporal_resampling_flag:
+                rw.u(3, "rm_temporal_ratio_minus1", 0, 7)
+                rw.u(2, "rm_temporal_interp_idc", 0, 1)
+        if sps.sps_bit_depth_truncation_enabled_flag:
+            rw.flag("rm_bit_depth_truncation_flag")
+            if rm.rm_bit_depth_truncation_flag:
+                rw.u(4, "rm_bit_depth_shift", 1, bit_depth(sps) - 1)
+                rw.shall(rm.get("rm_inner_bit_depth_minus8", 0) + 8 >= bit_depth(sps) - rm.rm_bit_depth_shift,
+                         "rm_inner_bit_depth_minus8 + 8 shall be greater than or equal to "
+                         "BitDepth - rm_bit_depth_shift", "rm_bit_depth_shift")
+        if sps.sps_post_filter_enabled_flag:
+            rw.flag("rm_post_filter_flag")
+            if rm.rm_post_filter_flag:
+                for c in range(2):
+                    rw.flag("rm_pf_component_flag", idx=c)
+                    if rm.rm_pf_component_flag[c]:
+                        for k in range(6):
+                            rw.se("rm_pf_coeff", -64, 63, idx=(c, k))
+    if rm.rm_picture_level_flag and sps.sps_roi_enabled_flag:
         rw.ue("rm_num_roi", 0, lv.MaxRoi)
         for i in range(rm.rm_num_roi):
             rw.ue("rm_roi_x", 0, sps.sps_pic_width_in_luma_samples - 1, idx=i)

@@ -4,9 +4,10 @@ import sys
 from syntax.errors import BitstreamError
 
 from ..cfg import CfgError
+from ..content import ContentError
 from ..picture import PictureError
 
-USER_ERRORS = (BitstreamError, CfgError, PictureError, OSError, ValueError)
+USER_ERRORS = (BitstreamError, CfgError, PictureError, ContentError, OSError, ValueError)
 
 
 def run_app(prog, fn, argv):

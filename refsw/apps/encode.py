@@ -5,7 +5,7 @@ import sys
 import time
 
 from .. import cfg as cfgmod
-from ..content import default_image_path
+from ..content import default_image_path, default_video_path
 from ..encoder import Encoder, EncoderError
 from ..options import ENCODER_OPTIONS, apply_aliases
 from ..picture import open_input, write_output
@@ -24,7 +24,7 @@ def _main(argv):
     c, files = cfgmod.parse(argv, ENCODER_OPTIONS)
     from ..threads import set_threads
     set_threads(c.Threads)
-    path = c.InputFile or default_image_path()
+    path = c.InputFile or (default_video_path() if c.CodingMode == "inner" else default_image_path())
     pics = open_input(path, width=c.SourceWidth or None if path.lower().endswith(".yuv") else None,
                       height=c.SourceHeight or None if path.lower().endswith(".yuv") else None,
                       chroma_format=c.InputChromaFormat if path.lower().endswith(".yuv") else None,
