@@ -39,12 +39,12 @@ class IntraConfig:
     name: str = "intra_v1"
     model_id: int = 1
     colour: str = "RGB"             # RGB 4:4:4, 8 bit, normalised to [0, 1]
-    enc_channels: int = 128         # g_a hidden channels (N)
+    enc_channels: int = 96          # g_a hidden channels (N)
     latent_channels: int = 160      # y channels (M)
     base_channels: int = 48         # y[:, :48] = base layer, y[:, 48:] = enhancement
-    hyper_enc_channels: int = 128   # h_a hidden channels
+    hyper_enc_channels: int = 96    # h_a hidden channels
     hyper_channels: int = 64        # z channels (Z)
-    hs_channels: tuple = (96, 128)  # h_s hidden channels at /32, /16
+    hs_channels: tuple = (64, 96)   # h_s hidden channels at /32, /16
     gs_channels: tuple = (128, 128, 64, 64, 32)  # g_s hidden: /8, /8, /4, /4, /2
     act_max: float = 6.0            # clipped ReLU upper bound in h_s / g_s
     stride: int = 16                # g_a total stride
@@ -112,7 +112,14 @@ class DecConv(nn.Conv2d):
 
 
 class ClippedReLU(nn.Module):
-    """clamp(x, 0, max).  QAT hook: ``fake_quant`` replaces it if set."""
+    """clamp(x, 0, max).  QAT hook: ``fake_quant`` replaces it if set.
+
+    The forward value is exactly the clipped ReLU.  In training mode the
+    backward pass additionally lets a small gradient (``grad_leak``) through
+    the clipped regions so units cannot die (forward unaffected).
+    """
+
+    grad_leak = 0.05
 
     def __init__(self, max_value: float):
         super().__init__()
@@ -122,7 +129,10 @@ class ClippedReLU(nn.Module):
     def forward(self, x):
         if self.fake_quant is not None:
             return self.fake_quant(self, x)
-        return torch.clamp(x, 0.0, self.max_value)
+        y = torch.clamp(x, 0.0, self.max_value)
+        if self.training and self.grad_leak > 0:
+            y = y + self.grad_leak * (x - x.detach())
+        return y
 
 
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
@@ -165,6 +175,7 @@ class IntraCodec(nn.Module):
             DecConv(c5, 4 * 3), nn.PixelShuffle(2))                       # /2 -> /1, RGB
 
         self.z_prior = FactorizedPrior(Z)
+        self._init_weights()
 
         # per-operating-point log-gains, initialised so the quantiser step
         # shrinks ~sqrt(lambda ratio) per point
@@ -172,9 +183,22 @@ class IntraCodec(nn.Module):
         lam = torch.tensor(cfg.lambdas, dtype=torch.float32)
         lg = 0.5 * torch.log(lam / lam[-1]).view(P, 1)
         self.log_gain_enc = nn.Parameter(lg.repeat(1, M).clone())
-        self.log_gain_dec = nn.Parameter((-lg).repeat(1, M).clone())
+        # decoder gains start small so g_s sees inputs of order 1
+        self.log_gain_dec = nn.Parameter((-lg - math.log(4.0)).repeat(1, M).clone())
         self.log_zgain_enc = nn.Parameter(torch.zeros(P, Z))
         self.log_zgain_dec = nn.Parameter(torch.zeros(P, Z))
+
+    def _init_weights(self):
+        """Variance-preserving init (He for convs feeding a ReLU, unit gain otherwise)."""
+        for seq, last_linear in ((self.g_a, True), (self.h_a, True), (self.h_s, True), (self.g_s, True)):
+            convs = [m for m in seq if isinstance(m, nn.Conv2d)]
+            for i, c in enumerate(convs):
+                fan_in = c.in_channels * c.kernel_size[0] * c.kernel_size[1]
+                relu_next = seq in (self.h_s, self.g_s) and i < len(convs) - 1
+                std = math.sqrt((2.0 if relu_next else 1.0) / fan_in)
+                nn.init.normal_(c.weight, 0.0, std)
+                nn.init.zeros_(c.bias)
+        nn.init.constant_(self.g_s[-2].bias, 0.5)  # mid-grey output offset
 
     # ------------------------------------------------------------ gains / quality
     def interp(self, table: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -199,6 +223,10 @@ class IntraCodec(nn.Module):
     def lambda_for_quality(self, q: torch.Tensor) -> torch.Tensor:
         lam = torch.log(torch.tensor(self.cfg.lambdas, dtype=torch.float32)).view(-1, 1)
         return self.interp(lam, q).squeeze(1).exp()
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """g_a on x in [0,1] (centred internally; encoder side, non-normative)."""
+        return self.g_a(x - 0.5)
 
     # ------------------------------------------------------------ decoder helpers
     def hyper_decode(self, z_hat: torch.Tensor, zD, gE, lgE):
@@ -226,7 +254,7 @@ class IntraCodec(nn.Module):
         x_base (base-only reconstruction of the first ``base_aux`` samples).
         """
         gE, gD, zE, zD, lgE = self.gains(q)
-        y = self.g_a(x)
+        y = self.analysis(x)
         z = self.h_a(y) * zE
         if self.training:
             z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)

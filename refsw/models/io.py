@@ -4,8 +4,10 @@ Layout of an exported ``.npz`` (all plain numeric arrays, load with
 ``numpy.load(path, allow_pickle=False)``):
 
 * ``config_json``       uint8  UTF-8 JSON of the model config (IntraConfig.to_dict()).
-* ``model.<param>``     float32 every tensor of the torch ``state_dict``
-                        (e.g. ``model.g_s.0.weight``).
+* ``model.<param>``     float16 every tensor of the torch ``state_dict``
+                        (e.g. ``model.g_s.0.weight``); stored as float16 to keep the
+                        file small, loaded as float32.  The stored values ARE the
+                        model (evaluation always uses the reloaded file).
 * ``derived.*``         tables derived from the weights for the codec:
     - ``derived.log_gain_enc_q``  (64, M) float64  ln gE for every quality index 0..63
     - ``derived.gain_dec_q``      (64, M) float64  gD
@@ -34,7 +36,8 @@ def export_npz(model, path: str, meta: Optional[dict] = None) -> None:
     arrays = {}
     arrays["config_json"] = np.frombuffer(json.dumps(cfg.to_dict(), sort_keys=True).encode(), dtype=np.uint8)
     for k, v in model.state_dict().items():
-        arrays["model." + k] = v.detach().cpu().to(torch.float32).numpy()
+        arrays["model." + k] = v.detach().cpu().to(torch.float16).numpy()
+    model = _rounded_copy(model)
     with torch.no_grad():
         q = torch.arange(cfg.num_quality, dtype=torch.float64)
         arrays["derived.log_gain_enc_q"] = model.interp(model.log_gain_enc.double(), q).numpy()
@@ -55,6 +58,18 @@ def export_npz(model, path: str, meta: Optional[dict] = None) -> None:
     os.replace(tmp, path)
 
 
+def _rounded_copy(model):
+    """Copy of the model with parameters rounded to float16 (the stored values)."""
+    import copy
+
+    m = copy.deepcopy(model)
+    with torch.no_grad():
+        for t in m.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.to(torch.float16).to(t.dtype))
+    return m
+
+
 def read_npz(path: str) -> dict:
     with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files}
@@ -67,7 +82,7 @@ def load_npz(path: str, model_cls=None):
     arrays = read_npz(path)
     cfg = IntraConfig.from_dict(json.loads(arrays["config_json"].tobytes().decode()))
     model = (model_cls or IntraCodec)(cfg)
-    sd = {k[len("model."):]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("model.")}
+    sd = {k[len("model."):]: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in arrays.items() if k.startswith("model.")}
     model.load_state_dict(sd, strict=True)
     model.eval()
     return model

@@ -181,7 +181,7 @@ def main(argv=None):
         imgs.append(torch.from_numpy(im).permute(2, 0, 1)[None].contiguous())
     d = integerize(model, imgs)
     out = a.output or (a.weights or entry.weights_path).replace(".npz", "_int.npz")
-    np.savez(out, **d)
+    np.savez_compressed(out, **d)
     from .intnet import from_npz
     z = np.load(out, allow_pickle=False)
     b1 = check_bounds(from_npz(z, "hs"), LAT_MAX, name="h_s")

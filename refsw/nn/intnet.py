@@ -145,7 +145,8 @@ def exact_mode():
 def to_npz_dict(prefix: str, layers: list[IntLayer]) -> dict:
     d = {f"{prefix}.num_layers": np.array(len(layers), dtype=np.int64)}
     for i, L in enumerate(layers):
-        d[f"{prefix}.{i}.weight"] = L.weight.astype(np.int32)
+        wt = np.int16 if np.abs(L.weight).max() < (1 << 15) else np.int32
+        d[f"{prefix}.{i}.weight"] = L.weight.astype(wt)
         d[f"{prefix}.{i}.bias"] = L.bias.astype(np.int64)
         d[f"{prefix}.{i}.mult"] = L.mult.astype(np.int64)
         d[f"{prefix}.{i}.params"] = np.array([L.shift, L.lo, L.hi, L.shuffle], dtype=np.int64)

@@ -200,7 +200,7 @@ def analyse(model, pic: Picture, q: int):
     qq = torch.tensor([float(q)])
     with torch.no_grad():
         gE, gD, zE, zD, lgE = model.gains(qq)
-        y = model.g_a(x)
+        y = model.analysis(x)
         z = model.h_a(y) * zE
         S = model.cfg.z_support
         z_hat = torch.round(z).clamp(-S, S).to(torch.int64)

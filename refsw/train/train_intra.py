@@ -40,8 +40,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 # ---------------------------------------------------------------- checkpoint (tensors only)
-def save_ckpt(path, model, opt, step, train_seconds):
-    d = {}
+def save_ckpt(path, model, opt, step, train_seconds, lr_scale=1.0):
+    d = {"meta.lr_scale": torch.tensor(lr_scale, dtype=torch.float64)}
     for k, v in model.state_dict().items():
         d["model." + k] = v.detach().clone()
     names = {id(p): n for n, p in model.named_parameters()}
@@ -75,6 +75,7 @@ def load_ckpt(path, model, opt):
             }
     if "meta.torch_rng" in d:
         torch.set_rng_state(d["meta.torch_rng"])
+    load_ckpt.lr_scale = float(d.get("meta.lr_scale", torch.tensor(1.0)))
     return int(d["meta.step"]), float(d["meta.train_seconds"])
 
 
@@ -211,6 +212,7 @@ def main(argv=None):
     ap.add_argument("--base-aux", type=int, default=2, help="samples per batch with a base-only recon loss")
     ap.add_argument("--base-weight", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--diverge-factor", type=float, default=2.5)
     ap.add_argument("--ckpt-every", type=float, default=240.0)
     ap.add_argument("--export-every", type=float, default=900.0)
     ap.add_argument("--log-every", type=int, default=25)
@@ -240,9 +242,12 @@ def main(argv=None):
     opt = torch.optim.Adam(params, lr=args.lr)
     ckpt = os.path.join(args.out, "ckpt.pt")
     step, train_seconds = 0, 0.0
+    lr_scale = 1.0
+    ema_loss = None
     if args.resume and os.path.exists(ckpt):
         step, train_seconds = load_ckpt(ckpt, model, opt)
-        log(f"resumed from {ckpt} at step {step}, {train_seconds:.0f}s")
+        lr_scale = load_ckpt.lr_scale
+        log(f"resumed from {ckpt} at step {step}, {train_seconds:.0f}s, lr scale {lr_scale:g}")
     log(f"args {vars(args)}")
     log(f"config {cfg.to_dict()}")
     log(f"kMAC/px decoder {model.decoder_kmac_per_pixel()} encoder {model.encoder_kmac_per_pixel()}")
@@ -273,7 +278,7 @@ def main(argv=None):
     while True:
         if train_seconds >= args.time_budget or (args.max_steps and step >= args.max_steps):
             break
-        lr = lr_at(args, train_seconds)
+        lr = lr_at(args, train_seconds) * lr_scale
         for g in opt.param_groups:
             g["lr"] = lr
         x = sampler.batch(args.batch)
@@ -301,7 +306,8 @@ def main(argv=None):
         if not math.isfinite(loss.item()):
             log(f"non-finite loss at step {step}; reloading checkpoint")
             if os.path.exists(ckpt):
-                step, train_seconds = load_ckpt(ckpt, model, opt)
+                step, _ = load_ckpt(ckpt, model, opt)
+                lr_scale *= 0.5
             continue
         with torch.no_grad():
             acc["loss"] += loss.item()
@@ -310,16 +316,27 @@ def main(argv=None):
             acc["n"] += 1
         if step % args.log_every == 0:
             n = acc["n"]
-            log(f"step {step} loss {acc['loss'] / n:.4f} bpp {acc['bpp'] / n:.4f} psnr {acc['psnr'] / n:.2f} "
+            avg = acc["loss"] / n
+            log(f"step {step} loss {avg:.4f} bpp {acc['bpp'] / n:.4f} psnr {acc['psnr'] / n:.2f} "
                 f"lr {lr:.2e} elapsed {train_seconds:.0f}s")
             acc = {"loss": 0.0, "bpp": 0.0, "psnr": 0.0, "n": 0}
-        if now - last_ckpt >= args.ckpt_every:
-            save_ckpt(ckpt, model, opt, step, train_seconds)
-            last_ckpt = time.time()
+            # divergence guard: a window far above the running average -> roll back, halve lr
+            if ema_loss is not None and step > 300 and avg > args.diverge_factor * ema_loss and os.path.exists(ckpt):
+                step, _ = load_ckpt(ckpt, model, opt)
+                lr_scale *= 0.5
+                log(f"divergence (window {avg:.3f} > {args.diverge_factor:g} x ema {ema_loss:.3f}): "
+                    f"rolled back to step {step}, lr scale {lr_scale:g}")
+            else:
+                healthy = ema_loss is None or avg <= 1.5 * ema_loss
+                ema_loss = avg if ema_loss is None else 0.8 * ema_loss + 0.2 * avg
+                # checkpoint only after a healthy window (a rollback target must be good)
+                if healthy and now - last_ckpt >= args.ckpt_every:
+                    save_ckpt(ckpt, model, opt, step, train_seconds, lr_scale)
+                    last_ckpt = time.time()
         if now - last_export >= args.export_every:
             do_export()
             last_export = time.time()
-    save_ckpt(ckpt, model, opt, step, train_seconds)
+    save_ckpt(ckpt, model, opt, step, train_seconds, lr_scale)
     do_export(final=True)
     log(f"done: step {step}, {train_seconds:.0f}s")
 

@@ -1,0 +1,176 @@
+"""Learned intra codec benchmark (issue 4): RD, timing, anchors, integer cost.
+
+    .venv/bin/python benchmarks/intra.py [--images DIR|skimage] [--anchors jpeg,hevc,vvc] [--quick]
+
+1. RD points of refsw (CodingMode learned) at the trained operating points
+   (Quality 0, 9, ..., 63) on each image: bpp, PSNR (RGB), encode/decode
+   wall time; decoded-picture hash checked.
+2. The same images through the anchors of refsw.ctc (JPEG via Pillow, HEVC
+   intra via x265, VVC intra via vvenc), BD-rate (PSNR RGB, pchip).
+3. The BD-rate cost of the integer decoder against the float model: the
+   float model's rate is -sum log2 of its own continuous likelihoods and its
+   distortion that of its float synthesis; the integer codec's rate is the
+   actual bitstream size.
+4. Decode time of a 768x512 picture with the bit-exact decoder.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from refsw import tools  # noqa: E402,F401
+from refsw.cfg import parse  # noqa: E402
+from refsw.ctc.bd import bd_rate  # noqa: E402
+from refsw.decoder import Decoder  # noqa: E402
+from refsw.encoder import Encoder  # noqa: E402
+from refsw.metrics import psnr  # noqa: E402
+from refsw.options import ENCODER_OPTIONS  # noqa: E402
+from refsw.picture import Picture, read_png  # noqa: E402
+
+QUALITIES = [0, 9, 18, 27, 36, 45, 54, 63]
+
+
+def load_images(spec: str, max_images: int):
+    if spec == "skimage":
+        import skimage
+        d = os.path.join(os.path.dirname(skimage.__file__), "data")
+        names = ["astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg",
+                 "hubble_deep_field.jpg"]
+        paths = [os.path.join(d, n) for n in names]
+    else:
+        paths = sorted(os.path.join(spec, f) for f in os.listdir(spec) if f.lower().endswith((".png", ".jpg")))
+    from PIL import Image
+    out = []
+    for p in paths[:max_images]:
+        im = np.asarray(Image.open(p).convert("RGB"), dtype=np.uint16)
+        out.append((os.path.basename(p), Picture([im[..., c].copy() for c in range(3)], "444", 8, "rgb")))
+    return out
+
+
+def refsw_points(name, pic, qualities):
+    rows = []
+    for q in qualities:
+        c, _ = parse(["--CodingMode", "learned", "-q", str(q)], ENCODER_OPTIONS)
+        t0 = time.perf_counter()
+        data = Encoder(c).encode([pic])
+        te = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = Decoder().decode(data)
+        td = time.perf_counter() - t0
+        assert out[0].hash_status == "match", name
+        p = psnr(pic, out[0].picture)[-1]
+        rows.append(dict(name=name, q=q, bpp=8 * len(data) / (pic.width * pic.height), psnr=p, enc=te, dec=td))
+    return rows
+
+
+def float_points(name, pic, qualities):
+    """The float model (no integerisation, continuous scales): estimated rate."""
+    from refsw.models.intra import pad_to_multiple
+    from refsw.tools.learned_intra import float_model
+    m = float_model(1)
+    x = torch.from_numpy(np.stack(pic.planes).astype(np.float32) / 255.0)[None]
+    H, W = x.shape[-2:]
+    xp = pad_to_multiple(x, m.cfg.total_stride)
+    rows = []
+    with torch.no_grad():
+        for q in qualities:
+            out = m(xp, torch.tensor([float(q)]))
+            bits = -(torch.log2(out["y_lik"]).sum() + torch.log2(out["z_lik"]).sum()).item()
+            xh = (out["x_hat"][..., :H, :W].clamp(0, 1) * 255).round()
+            mse = float(((xh - x * 255) ** 2).mean())
+            rows.append(dict(name=name, q=q, bpp=bits / (H * W), psnr=10 * math.log10(255 ** 2 / mse)))
+    return rows
+
+
+def bd_mean(anchor_rows, test_rows):
+    names = sorted({r["name"] for r in test_rows})
+    vals = []
+    for n in names:
+        a = [r for r in anchor_rows if r["name"] == n]
+        t = [r for r in test_rows if r["name"] == n]
+        try:
+            v = bd_rate([r["bpp"] for r in a], [r["psnr"] for r in a], [r["bpp"] for r in t], [r["psnr"] for r in t])
+            v = v if isinstance(v, float) else v[0]
+        except Exception as e:  # undefined BD (no overlap)
+            print(f"#   {n}: BD undefined ({e})")
+            continue
+        if v is not None and math.isfinite(v):
+            vals.append(v)
+    return (sum(vals) / len(vals) if vals else float("nan")), len(vals)
+
+
+def decode_time_768x512(reps=3):
+    from refsw.content import default_image_path
+    pic = read_png(default_image_path())
+    # 768x512 test picture: the default content tiled (deterministic)
+    planes = [np.tile(p, (2, 2))[:512, :768].copy() for p in pic.planes]
+    big = Picture(planes, "444", 8, "rgb")
+    c, _ = parse(["--CodingMode", "learned", "-q", "36"], ENCODER_OPTIONS)
+    data = Encoder(c).encode([big])
+    Decoder().decode(data)   # warm-up (model load, tables)
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = Decoder().decode(data)
+        ts.append(time.perf_counter() - t0)
+    assert out[0].hash_status == "match"
+    return min(ts), 8 * len(data) / (768 * 512)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", default="skimage")
+    ap.add_argument("--max-images", type=int, default=6)
+    ap.add_argument("--anchors", default="jpeg,hevc,vvc")
+    ap.add_argument("--quick", action="store_true", help="2 images, 4 quality points")
+    ap.add_argument("--out", default=os.path.join(ROOT, "out", "bench_intra"), help="CTC output folder")
+    a = ap.parse_args(argv)
+    qs = QUALITIES[::2] + [63] if a.quick else QUALITIES
+    imgs = load_images(a.images, 2 if a.quick else a.max_images)
+    rows, frows = [], []
+    for name, pic in imgs:
+        r = refsw_points(name, pic, qs)
+        rows += r
+        frows += float_points(name, pic, qs)
+        for x in r:
+            print(f"{name:24s} q={x['q']:2d} bpp={x['bpp']:.4f} psnr_rgb={x['psnr']:.2f} "
+                  f"enc={x['enc']:.2f}s dec={x['dec']:.2f}s")
+    print("# mean over images per quality index:")
+    for q in qs:
+        s = [x for x in rows if x["q"] == q]
+        print(f"  q={q:2d} bpp={np.mean([x['bpp'] for x in s]):.4f} psnr_rgb={np.mean([x['psnr'] for x in s]):.2f} "
+              f"dec={np.mean([x['dec'] for x in s]):.2f}s")
+    v, n = bd_mean(frows, rows)
+    print(f"integer codec vs float model: BD-rate {v:+.2f}% over {n} images")
+    summary = {}
+    exe = os.path.join(os.path.dirname(sys.executable), "refsw-ctc")
+    for anc in [x for x in a.anchors.split(",") if x]:
+        out = os.path.join(a.out, os.path.basename(a.images.rstrip("/")) or "set")
+        cmd = [exe, "run", "--cfg", os.path.join(ROOT, "ctc", "ai.cfg"), "--anchor", anc, "--CodingMode", "learned",
+               "--out", out, "--no-progress", "--MsSsim", "0"]
+        if a.images != "skimage":
+            cmd += ["--TestSet", a.images]
+        if a.quick:
+            cmd += ["--QualityPoints", ",".join(map(str, qs))]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        line = next((x for x in r.stdout.splitlines() if x.startswith("Overall BD-rate")), None)
+        print(f"vs {anc}: {line or 'failed: ' + (r.stderr.strip().splitlines() or ['?'])[-1]}")
+        summary[anc] = line
+    t, bpp = decode_time_768x512()
+    print(f"decode 768x512 (bit-exact, float64 path, {torch.get_num_threads()} threads): {t:.3f} s at {bpp:.3f} bpp")
+    print(f"intra: dec768x512_s={t:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
