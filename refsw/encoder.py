@@ -160,12 +160,15 @@ class Encoder:
             for ut, payload, layer in units:
                 w.write_unit(ut, payload, layer_id=layer)
             self.log.append(f"POC {poc:4d} {8 * (w.nbytes - start):10d} bits")
-            out = crop_to_output(recon, sps)
-            self.recon.append(out)
+            # a picture encoder may return {layer: reconstruction}: one DPH unit per layer (7.8)
+            recons = recon if isinstance(recon, dict) else {max(layer for _, _, layer in units): recon}
+            top = max(recons)
+            self.recon.append(crop_to_output(recons[top], sps))
             if self.cfg.PictureHash:
-                top = max(layer for _, _, layer in units)
-                w.write_unit(hls.UT_DPH, Struct(dph_hash_type=0, dph_picture_md5=picture_md5(out)),
-                             layer_id=top)
+                for layer in sorted(recons):
+                    out = crop_to_output(recons[layer], sps)
+                    w.write_unit(hls.UT_DPH, Struct(dph_hash_type=0, dph_picture_md5=picture_md5(out)),
+                                 layer_id=layer)
         if sps is None:
             raise EncoderError("no picture to encode")
         w.write_unit(hls.UT_EOS, Struct())

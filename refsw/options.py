@@ -41,6 +41,8 @@ ENCODER_OPTIONS = OptionTable([
     Option("LowDelay", bool, False, "low-delay structure (no picture reordering)", group=G_STRUCT),
     Option("QP", int, 32, "inner codec QP", range=(0, 63), group=G_STRUCT),
     Option("PictureHash", int, 1, "decoded picture hash units: 1 MD5, 0 none", choices=(0, 1), group=G_MISC),
+    Option("BaseLayerHash", int, 1, "also write the hash of the base-layer-only picture (layer 0), so that "
+           "the extracted base layer is checked", choices=(0, 1), group=G_MISC),
     Option("TraceFile", str, "", "write the syntax element trace of the bitstream", group=G_MISC),
     Option("Threads", int, 0, "threads for the transforms (0: library default)", range=(0, 256), group=G_MISC),
     Option("Device", str, "cpu", "torch device for the transforms", group=G_MISC),

@@ -57,7 +57,8 @@ def _encode(pic, *args):
 def test_roundtrip_hash_and_paths(random_model):
     data = _encode(_pic(), "-q", "40")
     units = parse_units(data)
-    assert [u.type_name for u in units] == ["SPS", "PH", "HYPER", "LATENT", "LATENT", "DPH", "EOS"]
+    assert [u.type_name for u in units] == ["SPS", "PH", "HYPER", "LATENT", "LATENT", "DPH", "DPH", "EOS"]
+    assert [u.unit_layer_id for u in units if u.type_name == "DPH"] == [0, 1]
     out = Decoder().decode(data)
     assert out[0].hash_status == "match"
     assert (out[0].picture.width, out[0].picture.height) == (70, 45)
@@ -82,7 +83,7 @@ def test_quality_changes_rate(random_model):
 def test_base_layer_alone_decodes(random_model):
     data = _encode(_pic(), "-q", "30")
     out = Decoder(max_layer=0).decode(data)
-    assert out[0].picture.width == 70 and out[0].hash_status == "absent"
+    assert out[0].picture.width == 70 and out[0].hash_status == "match"   # the layer-0 DPH
 
 
 def test_corrupt_latent_is_bitstream_error_or_mismatch(random_model):
@@ -144,3 +145,27 @@ def test_target_bpp_search(random_model):
     data = enc.encode([pic])
     assert 8 * len(data) / (pic.width * pic.height) <= 2.0 + 0.5   # headers counted in the search
     assert any("quality" in line for line in enc.log)
+
+
+def test_extract_base_layer_is_conforming(random_model, tmp_path):
+    from refsw.apps.extract import extract
+    data = _encode(_pic(), "-q", "45")
+    sub, kept, dropped = extract(data, 0)
+    assert dropped == 2 and len(sub) < len(data)           # LATENT layer 1 and its DPH
+    out = Decoder().decode(sub)
+    assert out[0].hash_status == "match" and out[0].hash_layer is None or out[0].hash_layer == 0
+    full = Decoder().decode(data)[0].picture
+    assert Decoder(max_layer=0).decode(data)[0].picture == out[0].picture
+    assert full != out[0].picture
+
+
+def test_encoder_and_parser_traces_identical(random_model):
+    from syntax.rw import Trace
+    from syntax.units import iter_units
+    c, _ = parse(["--CodingMode", "learned", "-q", "12"], ENCODER_OPTIONS)
+    t1 = Trace()
+    data = Encoder(c, t1).encode([_pic()])
+    t2 = Trace()
+    for _ in iter_units(data, t2):
+        pass
+    assert t1.text() == t2.text() and "lat_num_channels" in t1.text()

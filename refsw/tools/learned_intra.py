@@ -230,7 +230,13 @@ def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
         subs = encode_substreams(sym[c0:c1], kk[c0:c1], gt)
         units.append((hls.UT_LATENT, Struct(lat_num_channels=c1 - c0, lat_substream=_es(subs)), layer))
     x = m.synthesis(y_hat, q)[0].numpy().astype(np.uint16)
-    recon = Picture([x[0], x[1], x[2]], "444", 8, "rgb")
+    recon = {num_layers - 1: Picture([x[0], x[1], x[2]], "444", 8, "rgb")}
+    if num_layers > 1 and getattr(enc.cfg, "BaseLayerHash", 1):
+        # base-layer-only reconstruction (10.4: channels of undecoded layers take mu)
+        yb = y_hat.clone()
+        yb[:, chans[1]:] = mu[:, chans[1]:]
+        xb = m.synthesis(yb, q)[0].numpy().astype(np.uint16)
+        recon[0] = Picture([xb[0], xb[1], xb[2]], "444", 8, "rgb")
     return units, recon
 
 
@@ -267,7 +273,7 @@ def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
     while lo <= hi:
         mid = (lo + hi) // 2
         units, _ = encode_learned(enc, pic, sps, poc, mid, num_layers=num_layers)
-        bpp = 8 * _units_bytes(units, sps) / npix
+        bpp = 8 * (_units_bytes(units, sps) + 56 * num_layers) / npix   # + DPH units (56 bytes each)
         if bpp <= target_bpp:
             best, lo = mid, mid + 1
         else:
