@@ -35,7 +35,7 @@ LAT_MAX = 1 << 15          # range of requantised latents / means
 def _shift_for(ratio_max: float, bits: int = MULT_BITS) -> int:
     """Largest shift with round(ratio_max * 2^shift) < 2^bits."""
     s = int(math.floor(bits - 1 - math.log2(ratio_max)))
-    return max(1, min(s, 62))
+    return max(1, min(s, 48))
 
 
 def _mult(ratio: np.ndarray, shift: int) -> np.ndarray:
@@ -114,6 +114,8 @@ def integerize(model, calib_images, *, qualities=range(0, 64, 9)) -> dict:
                 ymax = max(ymax, float((torch.round(out["y"]) * g[1]).abs().max()))
                 zh = torch.round(out["z"]).clamp(-cfg.z_support, cfg.z_support)
                 zmax = max(zmax, float((zh * g[3]).abs().max()))
+    # a degenerate calibration (e.g. an untrained model whose latents are all 0)
+    ymax, zmax = max(ymax, 1.0), max(zmax, 1.0)
     # headroom: the calibrated maximum maps to 1/4 of the latent range
     s_gin = ymax / (LAT_MAX / 4)
     s_hin = zmax / (LAT_MAX / 4)
