@@ -118,21 +118,6 @@ def _learned_base():
     return extract(_learned(70, 45, 45), 0)[0]
 
 
-from refsw import tasks  # noqa: E402
-
-
-class ConformanceBox(tasks.TaskNetwork):
-    """Deterministic stand-in ROI detector of the conformance streams: one box."""
-    name = "conformance_box"
-
-    def detect(self, picture):
-        w, h = picture.width, picture.height
-        return [tasks.Detection(w // 4, h // 4, 3 * w // 4, 3 * h // 4, 0.99)]
-
-
-tasks.TASK_NETWORKS["conformance_box"] = ConformanceBox
-
-
 def _video(w=64, h=48, n=6, bit_depth=8):
     return [synth_picture(w, h, "420", bit_depth, t=t) for t in range(n)]
 

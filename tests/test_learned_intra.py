@@ -169,3 +169,25 @@ def test_encoder_and_parser_traces_identical(random_model):
     for _ in iter_units(data, t2):
         pass
     assert t1.text() == t2.text() and "lat_num_channels" in t1.text()
+
+
+def test_colour_conversion_hand_computed():
+    from refsw.colour import rgb_to_ycbcr
+    white = Picture([np.full((2, 2), 255, np.uint16)] * 3, "444", 8, "rgb")
+    black = Picture([np.zeros((2, 2), np.uint16)] * 3, "444", 8, "rgb")
+    assert [int(p[0, 0]) for p in rgb_to_ycbcr(white, "444").planes] == [235, 128, 128]
+    assert [int(p[0, 0]) for p in rgb_to_ycbcr(black, "420").planes] == [16, 128, 128]
+    red = Picture([np.full((1, 1), 255, np.uint16), np.zeros((1, 1), np.uint16), np.zeros((1, 1), np.uint16)],
+                  "444", 8, "rgb")
+    # BT.709 limited range red: Y 63, Cb 102, Cr 240
+    assert [int(p[0, 0]) for p in rgb_to_ycbcr(red, "444").planes] == [63, 102, 240]
+
+
+def test_ycbcr420_input_roundtrip(random_model):
+    from refsw.colour import rgb_to_ycbcr
+    pic = rgb_to_ycbcr(_pic(), "420")
+    data = _encode(pic, "-q", "30")
+    out = Decoder().decode(data)[0]
+    assert out.hash_status == "match" and out.picture.chroma_format == "420"
+    assert (out.picture.width, out.picture.height) == (70, 45)
+    assert out.picture.planes[1].shape == (23, 35)

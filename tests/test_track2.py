@@ -164,16 +164,7 @@ def test_restoration_metadata_constraints():
 # encode / decode
 # ---------------------------------------------------------------------------
 
-class FixedBox(tasks.TaskNetwork):
-    """Deterministic stand-in task network: one box in the middle."""
-    name = "fixed"
-
-    def detect(self, picture):
-        w, h = picture.width, picture.height
-        return [tasks.Detection(w // 4, h // 4, 3 * w // 4, 3 * h // 4, 0.99)]
-
-
-tasks.TASK_NETWORKS["fixed"] = FixedBox
+tasks.TASK_NETWORKS["fixed"] = tasks.CentreBox   # deterministic stand-in task network
 
 
 def clip(n=5, w=64, h=48, bit_depth=8):

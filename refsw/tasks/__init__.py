@@ -52,6 +52,16 @@ class FullPicture(TaskNetwork):
         return [Detection(0, 0, picture.width, picture.height, 1.0)]
 
 
+class CentreBox(TaskNetwork):
+    """Deterministic stand-in network: one box over the centre half of the
+    picture (conformance streams, tests)."""
+    name = "centre"
+
+    def detect(self, picture):
+        w, h = picture.width, picture.height
+        return [Detection(w // 4, h // 4, 3 * w // 4, 3 * h // 4, 0.99)]
+
+
 def picture_to_rgb8(picture) -> np.ndarray:
     """H x W x 3 uint8 RGB of a YCbCr 4:2:0 / 4:4:4 / 4:0:0 or RGB picture
     (BT.601 limited range, chroma upsampled by sample repetition)."""
@@ -72,7 +82,7 @@ def picture_to_rgb8(picture) -> np.ndarray:
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
 
-TASK_NETWORKS = {"full": FullPicture}
+TASK_NETWORKS = {"full": FullPicture, "centre": CentreBox}
 
 
 def _mtcnn(**kw):

@@ -113,9 +113,21 @@ def _device(dec_or_enc):
 
 
 def _check_sps(sps, where_unit):
-    if sps.sps_chroma_format_idc != 3 or sps.sps_colour_space_idc != 1 or sps.sps_bit_depth_minus8 != 0:
-        raise BitstreamError("the learned intra model codes RGB 4:4:4 8-bit pictures",
+    ok = sps.sps_bit_depth_minus8 == 0 and (
+        (sps.sps_colour_space_idc == 1 and sps.sps_chroma_format_idc == 3)
+        or (sps.sps_colour_space_idc == 0 and sps.sps_chroma_format_idc in (1, 3)))
+    if not ok:
+        raise BitstreamError("the learned intra model codes 8-bit RGB 4:4:4, or YCbCr 4:4:4 / 4:2:0 pictures",
                              element="sps_colour_space_idc", clause="10.1", where=where_unit)
+
+
+def _output_picture(x: np.ndarray, sps) -> Picture:
+    """R, G, B sample arrays -> the decoded picture in the SPS colour format (10.7)."""
+    pic = Picture([x[0], x[1], x[2]], "444", 8, "rgb")
+    if sps.sps_colour_space_idc == 0:
+        from ..colour import rgb_to_ycbcr
+        pic = rgb_to_ycbcr(pic, "420" if sps.sps_chroma_format_idc == 1 else "444")
+    return pic
 
 
 def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64", device="cpu"):
@@ -181,7 +193,7 @@ def decode_learned_picture(dec, cp: CodedPicture) -> Picture:
     dev = _device(dec)
     y_hat = decode_latents(m, sps, hyp[0], lats, cp.ph.ph_quality_idx, H, W, path, dev)
     x = m.synthesis(y_hat, cp.ph.ph_quality_idx, path)[0].cpu().numpy().astype(np.uint16)
-    return Picture([x[0], x[1], x[2]], "444", 8, "rgb")
+    return _output_picture(x, sps)
 
 
 # ---------------------------------------------------------------------------
@@ -230,20 +242,24 @@ def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
         subs = encode_substreams(sym[c0:c1], kk[c0:c1], gt)
         units.append((hls.UT_LATENT, Struct(lat_num_channels=c1 - c0, lat_substream=_es(subs)), layer))
     x = m.synthesis(y_hat, q)[0].numpy().astype(np.uint16)
-    recon = {num_layers - 1: Picture([x[0], x[1], x[2]], "444", 8, "rgb")}
+    recon = {num_layers - 1: _output_picture(x, sps)}
     if num_layers > 1 and getattr(enc.cfg, "BaseLayerHash", 1):
         # base-layer-only reconstruction (10.4: channels of undecoded layers take mu)
         yb = y_hat.clone()
         yb[:, chans[1]:] = mu[:, chans[1]:]
         xb = m.synthesis(yb, q)[0].numpy().astype(np.uint16)
-        recon[0] = Picture([xb[0], xb[1], xb[2]], "444", 8, "rgb")
+        recon[0] = _output_picture(xb, sps)
     return units, recon
 
 
 @register_picture_encoder("learned")
 def encode_learned_picture(enc, pic: Picture, sps, poc):
-    if pic.colour_space != "rgb" or pic.bit_depth != 8:
-        raise EncoderError("CodingMode learned: the model codes RGB 8-bit pictures (give a PNG)")
+    if pic.bit_depth != 8 or (pic.colour_space == "ycbcr" and pic.chroma_format not in ("420", "444")):
+        raise EncoderError("CodingMode learned: the model codes 8-bit RGB, or 8-bit YCbCr 4:2:0 / 4:4:4 "
+                           f"pictures (got {pic.chroma_format} {pic.bit_depth}-bit {pic.colour_space})")
+    if pic.colour_space == "ycbcr":
+        from ..colour import ycbcr_to_rgb
+        pic = ycbcr_to_rgb(pic)   # non-normative; the decoder converts back normatively (10.7)
     num_layers = sps.sps_num_latent_layers_minus1 + 1
     cfg = enc.cfg
     if cfg.TargetBpp > 0:
