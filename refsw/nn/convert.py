@@ -9,7 +9,7 @@ data of clause 10 (refsw.nn.intnet), stored as ``<model>_int.npz``.
 Fixed-point choices (the normative data records the outcome, not the recipe):
 activations of clipped-ReLU layers: [0, act_max] -> [0, 2^15 - 1];
 weights: per output channel, |w| <= 2^14 - 1; requantisation multipliers
-< 2^20 with a per-layer shift.
+< 2^14 with a per-layer shift.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from .intnet import IntLayer, check_bounds, to_npz_dict
 ACT_BITS = 15
 ACT_MAX = (1 << ACT_BITS) - 1
 WEIGHT_MAX = (1 << 14) - 1
-MULT_BITS = 20
+MULT_BITS = 14          # keeps |acc * mult| < 2^53: requantisation exact in float64 too
 IN_CLIP = 1 << 20          # latent symbols are clipped to +-2^20 before requantisation
 LAT_MAX = 1 << 15          # range of requantised latents / means
 

@@ -112,8 +112,19 @@ def requant(acc: torch.Tensor, mult, add, shift: int, lo: int, hi: int) -> torch
     return v.clamp_(lo, hi)
 
 
+def requant_f64_(acc: torch.Tensor, mult: torch.Tensor, shift: int, lo: int, hi: int) -> torch.Tensor:
+    """In-place float64 form of :func:`requant`, exact when
+    |acc * mult| + 2^(shift-1) < 2^53: the product and the sum are exact
+    integers, the scaling by 2^-shift is exact and floor() is the arithmetic shift."""
+    return acc.mul_(mult).add_(float(1 << (shift - 1))).mul_(2.0 ** -shift).floor_().clamp_(lo, hi)
+
+
+def f64_requant_exact(L: IntLayer, in_bound: int) -> bool:
+    return L.max_acc(in_bound) * int(np.abs(L.mult).max()) + (1 << L.shift) < EXACT_LIMIT
+
+
 def run(layers: list[IntLayer], x: torch.Tensor, path: str = "float64", *, last_mult=None, last_add=None,
-        cache: dict | None = None) -> torch.Tensor:
+        cache: dict | None = None, in_bound: int = 1 << 15) -> torch.Tensor:
     """Run the layers on integer tensor x (N, C, H, W); returns int64.
 
     ``last_mult`` / ``last_add`` replace the last layer's mult / add (used for
@@ -122,15 +133,34 @@ def run(layers: list[IntLayer], x: torch.Tensor, path: str = "float64", *, last_
     if path not in ("float64", "int64"):
         raise ValueError(f"unknown integer path {path!r}")
     cache = {} if cache is None else cache
+    b = in_bound
     for i, L in enumerate(layers):
-        acc = _conv(x, L, path, cache)
-        if i == len(layers) - 1 and isinstance(last_mult, list):
-            return acc  # caller requantises channel groups itself
-        x = requant(acc, L.mult, None, L.shift, L.lo, L.hi)
+        last_group = i == len(layers) - 1 and isinstance(last_mult, list)
+        key = ("f64ok", id(L), b)
+        if key not in cache:
+            cache[key] = f64_requant_exact(L, b)
+        if path == "float64" and cache[key] and not last_group:
+            # float64 all the way: no int64 round trip (exactness proven above)
+            mkey = ("mult64", id(L), x.device)
+            if mkey not in cache:
+                cache[mkey] = torch.from_numpy(L.mult.astype(np.float64)).to(x.device).view(1, -1, 1, 1)
+            wkey = (id(L), path, x.device)
+            if wkey not in cache:
+                cache[wkey] = (torch.from_numpy(L.weight.astype(np.float64)).to(x.device),
+                               torch.from_numpy(L.bias.astype(np.float64)).to(x.device))
+            w, bias = cache[wkey]
+            acc = F.conv2d(x.to(torch.float64), w, bias, padding=L.weight.shape[2] // 2)
+            x = requant_f64_(acc, cache[mkey], L.shift, L.lo, L.hi)
+        else:
+            acc = _conv(x, L, path, cache)
+            if last_group:
+                return acc  # caller requantises channel groups itself
+            x = requant(acc, L.mult, None, L.shift, L.lo, L.hi)
+            if path == "float64":
+                x = x.to(torch.float64)
         if L.shuffle:
             x = F.pixel_shuffle(x, L.shuffle)
-        if path == "float64":
-            x = x.to(torch.float64)
+        b = L.out_bound()
     return x.to(torch.int64)
 
 
