@@ -47,6 +47,35 @@ def index_to_scale(k: torch.Tensor) -> torch.Tensor:
     return torch.exp(LOG_SCALE_MIN + k.to(torch.float64) * LOG_SCALE_STEP)
 
 
+class _LowerBound(torch.autograd.Function):
+    """max(x, bound) whose gradient still flows where it would raise x.
+
+    A plain clamp kills the gradient of elements stuck below the bound (e.g. a
+    symbol far in the tail of its Gaussian): the model can then never repair
+    them and the rate drifts up.  Same construction as CompressAI's LowerBound.
+    """
+
+    @staticmethod
+    def forward(ctx, x, bound: float):
+        ctx.save_for_backward(x)
+        ctx.bound = bound
+        return x.clamp_min(bound)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        pass_through = (x >= ctx.bound) | (g < 0)
+        return g * pass_through.to(g.dtype), None
+
+
+def lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    return _LowerBound.apply(x, bound)
+
+
+def upper_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    return -_LowerBound.apply(-x, -bound)
+
+
 def _std_normal_cdf(x: torch.Tensor) -> torch.Tensor:
     return 0.5 * torch.erfc(-x * (2 ** -0.5))
 
@@ -56,11 +85,11 @@ def gaussian_likelihood(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor
 
     Uses the symmetric (upper-tail) formulation for numerical accuracy.
     """
-    scale = scale.clamp(SCALE_MIN, SCALE_MAX)
+    scale = upper_bound(lower_bound(scale, SCALE_MIN), SCALE_MAX)
     v = (x - mean).abs()
     upper = _std_normal_cdf((0.5 - v) / scale)
     lower = _std_normal_cdf((-0.5 - v) / scale)
-    return (upper - lower).clamp_min(LIKELIHOOD_BOUND)
+    return lower_bound(upper - lower, LIKELIHOOD_BOUND)
 
 
 class FactorizedPrior(nn.Module):
@@ -104,7 +133,7 @@ class FactorizedPrior(nn.Module):
         upper = self._logits_cumulative(v + 0.5)
         sign = -torch.sign(lower + upper).detach()
         lik = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
-        lik = lik.clamp_min(LIKELIHOOD_BOUND)
+        lik = lower_bound(lik, LIKELIHOOD_BOUND)
         return lik.reshape(C, B, H, W).permute(1, 0, 2, 3)
 
     @torch.no_grad()

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .entropy_models import FactorizedPrior, gaussian_likelihood, SCALE_MIN, SCALE_MAX
+from .entropy_models import FactorizedPrior, gaussian_likelihood, lower_bound, upper_bound
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class IntraConfig:
     num_quality: int = 64           # quality index range [0, 63]
     # lambda (D = 255^2 * MSE on [0,1] RGB) of each trained operating point
     lambdas: tuple = (0.0018, 0.0033, 0.0061, 0.0112, 0.0207, 0.0380, 0.0700, 0.1290)
-    z_support: int = 31             # z coded in [-31, 31] (encoder clamps)
+    z_support: int = 127            # z coded in [-127, 127] (encoder clamps)
     z_cdf_precision: int = 16
 
     def to_dict(self):
@@ -119,7 +119,7 @@ class ClippedReLU(nn.Module):
     the clipped regions so units cannot die (forward unaffected).
     """
 
-    grad_leak = 0.05
+    grad_leak = 0.0
 
     def __init__(self, max_value: float):
         super().__init__()
@@ -187,6 +187,7 @@ class IntraCodec(nn.Module):
         self.log_gain_dec = nn.Parameter((-lg - math.log(4.0)).repeat(1, M).clone())
         self.log_zgain_enc = nn.Parameter(torch.zeros(P, Z))
         self.log_zgain_dec = nn.Parameter(torch.zeros(P, Z))
+        self.reset_zgains()
 
     def _init_weights(self):
         """Variance-preserving init (He for convs feeding a ReLU, unit gain otherwise)."""
@@ -199,6 +200,14 @@ class IntraCodec(nn.Module):
                 nn.init.normal_(c.weight, 0.0, std)
                 nn.init.zeros_(c.bias)
         nn.init.constant_(self.g_s[-2].bias, 0.5)  # mid-grey output offset
+
+    @torch.no_grad()
+    def reset_zgains(self):
+        """z gains: coarser z at low quality (step ~ sqrt(lambda ratio)), inverse on decode."""
+        lam = torch.tensor(self.cfg.lambdas, dtype=torch.float32)
+        lg = 0.5 * torch.log(lam / lam[-1]).view(-1, 1)
+        self.log_zgain_enc.copy_(lg.expand_as(self.log_zgain_enc))
+        self.log_zgain_dec.copy_((-lg).expand_as(self.log_zgain_dec))
 
     # ------------------------------------------------------------ gains / quality
     def interp(self, table: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -255,11 +264,16 @@ class IntraCodec(nn.Module):
         """
         gE, gD, zE, zD, lgE = self.gains(q)
         y = self.analysis(x)
+        S = self.cfg.z_support
         z = self.h_a(y) * zE
         if self.training:
+            # z: bounded to the coded support (gradient still pulls values back
+            # inside); additive noise for both the rate and the h_s input (stable:
+            # h_s cannot buy precision by inflating z)
+            z = upper_bound(lower_bound(z, -S), S)
             z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
             z_lik = self.z_prior.likelihood(z_noisy)
-            z_hat = _ste_round(z)
+            z_hat = z_noisy
         else:
             z_hat = torch.round(z).clamp(-self.cfg.z_support, self.cfg.z_support)
             z_lik = self.z_prior.likelihood(z_hat)

@@ -32,7 +32,7 @@ import time
 import numpy as np
 import torch
 
-from refsw.models.intra import IntraCodec, IntraConfig
+from refsw.models.intra import ClippedReLU, IntraCodec, IntraConfig
 from refsw.models.io import export_npz, load_npz
 from refsw.train.eval_intra import evaluate, format_rows, list_images, load_image
 
@@ -213,6 +213,11 @@ def main(argv=None):
     ap.add_argument("--base-weight", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--diverge-factor", type=float, default=2.5)
+    ap.add_argument("--grad-leak", type=float, default=0.0,
+                    help="straight-through gradient through the clipped regions of the decoder cReLU")
+    ap.add_argument("--gain-lr-mult", type=float, default=10.0, help="lr multiplier of the gain tables")
+    ap.add_argument("--reinit-zgain", action="store_true", help="reset z gain tables after loading")
+    ap.add_argument("--lr-scale", type=float, default=None, help="override the lr scale stored in the checkpoint")
     ap.add_argument("--ckpt-every", type=float, default=240.0)
     ap.add_argument("--export-every", type=float, default=900.0)
     ap.add_argument("--log-every", type=int, default=25)
@@ -232,6 +237,7 @@ def main(argv=None):
         print(line, flush=True)
         logf.write(line + "\n")
 
+    ClippedReLU.grad_leak = args.grad_leak
     cfg = IntraConfig()
     model = load_npz(args.init_npz) if args.init_npz else IntraCodec(cfg)
     model.train()
@@ -239,15 +245,25 @@ def main(argv=None):
         for p in list(model.g_a.parameters()) + list(model.h_a.parameters()):
             p.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=args.lr)
+    # gain tables get a larger lr: they must track the (fast-moving) scale of g_a's
+    # output, otherwise the low-quality points drift to ever higher rates
+    gain_ids = {id(p) for p in (model.log_gain_enc, model.log_gain_dec, model.log_zgain_enc, model.log_zgain_dec)}
+    groups = [{"params": [p for p in params if id(p) not in gain_ids], "mult": 1.0},
+              {"params": [p for p in params if id(p) in gain_ids], "mult": args.gain_lr_mult}]
+    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=args.lr)
     ckpt = os.path.join(args.out, "ckpt.pt")
     step, train_seconds = 0, 0.0
     lr_scale = 1.0
     ema_loss = None
     if args.resume and os.path.exists(ckpt):
         step, train_seconds = load_ckpt(ckpt, model, opt)
-        lr_scale = load_ckpt.lr_scale
+        lr_scale = load_ckpt.lr_scale if args.lr_scale is None else args.lr_scale
         log(f"resumed from {ckpt} at step {step}, {train_seconds:.0f}s, lr scale {lr_scale:g}")
+    if args.reinit_zgain:
+        model.reset_zgains()
+        for p_ in (model.log_zgain_enc, model.log_zgain_dec):
+            opt.state.pop(p_, None)
+        log("z gains re-initialised")
     log(f"args {vars(args)}")
     log(f"config {cfg.to_dict()}")
     log(f"kMAC/px decoder {model.decoder_kmac_per_pixel()} encoder {model.encoder_kmac_per_pixel()}")
@@ -280,7 +296,7 @@ def main(argv=None):
             break
         lr = lr_at(args, train_seconds) * lr_scale
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g["mult"]
         x = sampler.batch(args.batch)
         q = sample_quality(args.batch, cfg, rng)
         lam = model.lambda_for_quality(q)
