@@ -1,13 +1,25 @@
 """Thin command-line applications (as TAppEncoder / TAppDecoder)."""
+import contextlib
 import sys
 
 from syntax.errors import BitstreamError
+from syntax.rw import Trace
 
 from ..cfg import CfgError
 from ..content import ContentError
 from ..picture import PictureError
 
 USER_ERRORS = (BitstreamError, CfgError, PictureError, ContentError, OSError, ValueError)
+
+
+@contextlib.contextmanager
+def trace_file(path: str):
+    """A Trace writing to ``path`` (None when ``path`` is empty), closed on exit."""
+    if not path:
+        yield None
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        yield Trace(sink=lambda line: f.write(line + "\n"))
 
 
 def run_app(prog, fn, argv):

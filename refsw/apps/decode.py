@@ -9,8 +9,7 @@ from ..decoder import Decoder
 from ..options import DECODER_OPTIONS, apply_aliases
 from ..picture import PictureError, open_input, write_output
 from ..metrics import psnr
-from syntax.rw import Trace
-from . import run_app
+from . import run_app, trace_file
 from .. import tools  # noqa: F401  (registers the coding tools)
 
 PROG = "refsw-decode"
@@ -28,18 +27,11 @@ def _main(argv):
     set_threads(c.Threads)
     with open(c.BitstreamFile, "rb") as f:
         data = f.read()
-    trace = tf = None
-    if c.TraceFile:
-        tf = open(c.TraceFile, "w", encoding="utf-8")
-        trace = Trace(sink=lambda line: tf.write(line + "\n"))
     t0 = time.perf_counter()
-    dec = Decoder(check_hash=c.CheckHash, max_layer=None if c.TargetLayer < 0 else c.TargetLayer,
-                  trace=trace, threads=c.Threads, device=c.Device)
-    try:
+    with trace_file(c.TraceFile) as trace:
+        dec = Decoder(check_hash=c.CheckHash, max_layer=None if c.TargetLayer < 0 else c.TargetLayer,
+                      trace=trace, threads=c.Threads, device=c.Device)
         out = dec.decode(data)
-    finally:
-        if tf:
-            tf.close()
     dt = time.perf_counter() - t0
     mismatches = 0
     for d in out:
@@ -64,7 +56,6 @@ def _main(argv):
         if len(refs) < len(out):
             raise PictureError(f"{len(refs)} reference pictures for {len(out)} decoded", path=c.RefFile)
         vals = [psnr(r, d.picture) for r, d in zip(refs, out)]
-        names = "/".join(out[0].picture.colour_space == "rgb" and "RGB" or "YUV")
         mean = [sum(v[i] for v in vals) / len(vals) for i in range(len(vals[0]))]
         print("PSNR " + " ".join(f"{n}={m:.3f}" for n, m in zip(_comp_names(out[0].picture), mean))
               + f" dB  bpp={8 * len(data) / max(npix, 1):.4f}")
@@ -75,9 +66,10 @@ def _main(argv):
 
 
 def _comp_names(p):
-    if p.colour_space == "rgb":
-        return ["R", "G", "B", "RGB"]
-    return ["Y", "U", "V", "YUV"][:len(p.planes)] + ([] if len(p.planes) == 3 else [])
+    """Names of the values of refsw.metrics.psnr: per component, then the combined value."""
+    if len(p.planes) == 1:
+        return ["Y"]
+    return ["R", "G", "B", "RGB"] if p.colour_space == "rgb" else ["Y", "U", "V", "YUV"]
 
 
 def main(argv=None):

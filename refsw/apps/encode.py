@@ -6,11 +6,10 @@ import time
 
 from .. import cfg as cfgmod
 from ..content import default_image_path, default_video_path
-from ..encoder import Encoder, EncoderError
+from ..encoder import Encoder
 from ..options import ENCODER_OPTIONS, apply_aliases
 from ..picture import open_input, write_output
-from syntax.rw import Trace
-from . import USER_ERRORS, run_app
+from . import run_app, trace_file
 from .. import tools  # noqa: F401  (registers the coding tools)
 
 PROG = "refsw-encode"
@@ -25,24 +24,17 @@ def _main(argv):
     from ..threads import set_threads
     set_threads(c.Threads)
     path = c.InputFile or (default_video_path() if c.CodingMode == "inner" else default_image_path())
-    pics = open_input(path, width=c.SourceWidth or None if path.lower().endswith(".yuv") else None,
-                      height=c.SourceHeight or None if path.lower().endswith(".yuv") else None,
-                      chroma_format=c.InputChromaFormat if path.lower().endswith(".yuv") else None,
-                      bit_depth=c.InputBitDepth if path.lower().endswith(".yuv") else None,
+    raw = path.lower().endswith(".yuv")   # a raw file has no header: the format comes from the options
+    pics = open_input(path, width=(c.SourceWidth or None) if raw else None,
+                      height=(c.SourceHeight or None) if raw else None,
+                      chroma_format=c.InputChromaFormat if raw else None,
+                      bit_depth=c.InputBitDepth if raw else None,
                       start_frame=c.FrameSkip, max_frames=c.FramesToBeEncoded or None)
     pics = list(pics)
-    trace = None
-    tf = None
-    if c.TraceFile:
-        tf = open(c.TraceFile, "w", encoding="utf-8")
-        trace = Trace(sink=lambda line: tf.write(line + "\n"))
     t0 = time.perf_counter()
-    enc = Encoder(c, trace)
-    try:
+    with trace_file(c.TraceFile) as trace:
+        enc = Encoder(c, trace)
         data = enc.encode(pics)
-    finally:
-        if tf:
-            tf.close()
     dt = time.perf_counter() - t0
     with open(c.BitstreamFile, "wb") as f:
         f.write(data)
