@@ -102,8 +102,7 @@ def decode_internal(data: bytes, *, threads: int = 0, reference: bool = False, m
     from .decoder import Decoder
     from .threads import set_threads
     set_threads(threads)
-    dec = Decoder(max_layer=max_layer)
-    dec.reference = reference
+    dec = Decoder(max_layer=max_layer, reference=reference)
     out = dec.decode(data)
     return [[plane_md5(p, d.picture.bit_depth).hex() for p in d.picture.planes] for d in out], out
 

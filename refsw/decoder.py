@@ -120,11 +120,15 @@ class Decoder:
 
     check_hash: verify decoded-picture-hash units (default, as VTM).
     max_layer:  decode only units with unit_layer_id <= max_layer.
+    reference:  run integer networks through the int64 reference path (clause 10.2)
+                instead of the float64 path; the output is identical.
     """
 
     def __init__(self, *, check_hash: bool = True, max_layer: int | None = None,
-                 trace: Trace | None = None, threads: int | None = None, device: str = "cpu"):
+                 trace: Trace | None = None, threads: int | None = None, device: str = "cpu",
+                 reference: bool = False):
         self.check_hash = check_hash
+        self.reference = reference
         self.max_layer = max_layer
         self.trace = trace
         self.threads = threads
@@ -137,7 +141,6 @@ class Decoder:
         self.pending: list[CodedPicture] = []
         self.seq_rm = None
         cur: CodedPicture | None = None
-        seen_sps = False
         for unit in iter_units(data, self.trace):
             if self.max_layer is not None and unit.unit_layer_id > self.max_layer:
                 continue
@@ -149,10 +152,7 @@ class Decoder:
                     self._finish(cur)
                     cur = None
                 self._end_sequence()
-                if self.sps is not None and seen_sps and unit.payload != self.sps:
-                    pass  # a new SPS starts a new coded sequence
-                self.sps = unit.payload
-                seen_sps = True
+                self.sps = unit.payload   # an SPS starts a new coded sequence
             elif ut == hls.UT_PH:
                 if cur is not None:
                     self._finish(cur)

@@ -62,9 +62,7 @@ def test_roundtrip_hash_and_paths(random_model):
     out = Decoder().decode(data)
     assert out[0].hash_status == "match"
     assert (out[0].picture.width, out[0].picture.height) == (70, 45)
-    ref = Decoder()
-    ref.reference = True                       # int64 convolution path
-    out2 = ref.decode(data)
+    out2 = Decoder(reference=True).decode(data)     # int64 convolution path
     assert out2[0].hash_status == "match"
     assert out2[0].picture == out[0].picture
     n = torch.get_num_threads()

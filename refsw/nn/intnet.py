@@ -57,7 +57,6 @@ class IntLayer:
         return self.weight.shape[0]
 
     def max_acc(self, in_bound: int) -> int:
-        k = self.weight.shape[2] * self.weight.shape[3]
         w = np.abs(self.weight).reshape(self.cout, -1).sum(axis=1).astype(object)
         return int(max(w * in_bound + np.abs(self.bias).astype(object)))
 
@@ -84,21 +83,22 @@ def check_bounds(layers: list[IntLayer], in_bound: int, *, extra_mult=None, name
     return bounds
 
 
-def _conv(x: torch.Tensor, L: IntLayer, path: str, cache: dict) -> torch.Tensor:
-    """Integer convolution; returns int64 accumulators."""
-    key = (id(L), path, x.device)
+def _weights(L: IntLayer, path: str, device, cache: dict):
+    """Weight and bias tensors of a layer for a path (int64 or float64), cached."""
+    key = (id(L), path, device)
     if key not in cache:
-        if path == "int64":
-            cache[key] = (torch.from_numpy(L.weight).to(x.device), torch.from_numpy(L.bias).to(x.device))
-        else:
-            cache[key] = (torch.from_numpy(L.weight.astype(np.float64)).to(x.device),
-                          torch.from_numpy(L.bias.astype(np.float64)).to(x.device))
-    w, b = cache[key]
-    p = L.weight.shape[2] // 2
-    if path == "int64":
-        return F.conv2d(x.to(torch.int64), w, b, padding=p)
-    acc = F.conv2d(x.to(torch.float64), w, b, padding=p)
-    return acc.to(torch.int64)
+        dt = np.int64 if path == "int64" else np.float64
+        cache[key] = (torch.from_numpy(L.weight.astype(dt)).to(device),
+                      torch.from_numpy(L.bias.astype(dt)).to(device))
+    return cache[key]
+
+
+def _conv_acc(x: torch.Tensor, L: IntLayer, path: str, cache: dict) -> torch.Tensor:
+    """Integer convolution; the accumulators are int64 (int64 path) or
+    integer-valued float64 (float64 path, exact by check_bounds)."""
+    w, b = _weights(L, path, x.device, cache)
+    dt = torch.int64 if path == "int64" else torch.float64
+    return F.conv2d(x.to(dt), w, b, padding=L.weight.shape[2] // 2)
 
 
 def requant(acc: torch.Tensor, mult, add, shift: int, lo: int, hi: int) -> torch.Tensor:
@@ -123,41 +123,32 @@ def f64_requant_exact(L: IntLayer, in_bound: int) -> bool:
     return L.max_acc(in_bound) * int(np.abs(L.mult).max()) + (1 << L.shift) < EXACT_LIMIT
 
 
-def run(layers: list[IntLayer], x: torch.Tensor, path: str = "float64", *, last_mult=None, last_add=None,
+def run(layers: list[IntLayer], x: torch.Tensor, path: str = "float64", *, return_last_acc: bool = False,
         cache: dict | None = None, in_bound: int = 1 << 15) -> torch.Tensor:
     """Run the layers on integer tensor x (N, C, H, W); returns int64.
 
-    ``last_mult`` / ``last_add`` replace the last layer's mult / add (used for
-    quality-dependent output requantisation); they may cover a channel subset
-    via a list of (slice, mult, add, lo, hi) given as ``last_mult``."""
+    ``return_last_acc``: return the int64 accumulators of the last layer
+    instead of requantising them (its caller requantises channel groups with
+    quality-dependent tables, 10.3)."""
     if path not in ("float64", "int64"):
         raise ValueError(f"unknown integer path {path!r}")
     cache = {} if cache is None else cache
     b = in_bound
     for i, L in enumerate(layers):
-        last_group = i == len(layers) - 1 and isinstance(last_mult, list)
+        acc = _conv_acc(x, L, path, cache)
+        if return_last_acc and i == len(layers) - 1:
+            return acc.to(torch.int64)
         key = ("f64ok", id(L), b)
         if key not in cache:
             cache[key] = f64_requant_exact(L, b)
-        if path == "float64" and cache[key] and not last_group:
+        if path == "float64" and cache[key]:
             # float64 all the way: no int64 round trip (exactness proven above)
             mkey = ("mult64", id(L), x.device)
             if mkey not in cache:
                 cache[mkey] = torch.from_numpy(L.mult.astype(np.float64)).to(x.device).view(1, -1, 1, 1)
-            wkey = (id(L), path, x.device)
-            if wkey not in cache:
-                cache[wkey] = (torch.from_numpy(L.weight.astype(np.float64)).to(x.device),
-                               torch.from_numpy(L.bias.astype(np.float64)).to(x.device))
-            w, bias = cache[wkey]
-            acc = F.conv2d(x.to(torch.float64), w, bias, padding=L.weight.shape[2] // 2)
             x = requant_f64_(acc, cache[mkey], L.shift, L.lo, L.hi)
         else:
-            acc = _conv(x, L, path, cache)
-            if last_group:
-                return acc  # caller requantises channel groups itself
-            x = requant(acc, L.mult, None, L.shift, L.lo, L.hi)
-            if path == "float64":
-                x = x.to(torch.float64)
+            x = requant(acc.to(torch.int64), L.mult, None, L.shift, L.lo, L.hi)
         if L.shuffle:
             x = F.pixel_shuffle(x, L.shuffle)
         b = L.out_bound()

@@ -83,7 +83,7 @@ class IntModel:
     # -- 10.2 hyper-synthesis ------------------------------------------------
     def hyper_synthesis(self, z_hat: torch.Tensor, q: int, path="float64"):
         x = requant(z_hat.clamp(-IN_CLIP, IN_CLIP), self.zd_mult[q], None, self.zd_shift, -LAT_MAX, LAT_MAX - 1)
-        acc = run(self.hs, x, path, last_mult=[], cache=self.cache)
+        acc = run(self.hs, x, path, return_last_acc=True, cache=self.cache)
         M = self.M
         mu = requant(acc[:, :M], self.mu_mult[q], None, self.mu_shift, -LAT_MAX, LAT_MAX - 1)
         k = requant(acc[:, M:], self.ls_mult, self.ls_add[q], self.ls_shift, 0, 63)
@@ -189,7 +189,7 @@ def decode_learned_picture(dec, cp: CodedPicture) -> Picture:
     if layers != list(range(len(layers))) or not layers:
         raise BitstreamError(f"latent layers {layers}: layers 0..L shall each be present once",
                              element="unit_layer_id", clause="8.2", where=f"unit {cp.ph_unit.index}")
-    path = "int64" if getattr(dec, "reference", False) else "float64"
+    path = "int64" if dec.reference else "float64"
     dev = _device(dec)
     y_hat = decode_latents(m, sps, hyp[0], lats, cp.ph.ph_quality_idx, H, W, path, dev)
     x = m.synthesis(y_hat, cp.ph.ph_quality_idx, path)[0].cpu().numpy().astype(np.uint16)
