@@ -479,7 +479,23 @@ class YuvReader:
                                      self.bit_depth, "ycbcr", path=self.path, frame=i)
 
 
-class YuvWriter:
+class _FileWriter:
+    """Close / context-manager behaviour shared by the picture file writers."""
+
+    _f = None
+
+    def close(self) -> None:
+        if self._f is not None and not self._f.closed:
+            self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class YuvWriter(_FileWriter):
     """Write "ycbcr" pictures to a raw planar YUV file (truncates it).
 
     All pictures must share size, chroma format and bit depth (the file has
@@ -512,15 +528,6 @@ class YuvWriter:
         self._f.write(_encode_planes(pic))
         self.frames_written += 1
 
-    def close(self) -> None:
-        if not self._f.closed:
-            self._f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def write_yuv(path, pics: Iterable[Picture]) -> int:
@@ -733,7 +740,7 @@ class Y4mReader:
         return self.num_frames
 
 
-class Y4mWriter:
+class Y4mWriter(_FileWriter):
     """Write "ycbcr" pictures to a YUV4MPEG2 file.
 
     The header (``Ip A1:1``, C tag 420jpeg/420pN, 444/444pN, mono/monoN) is
@@ -777,15 +784,6 @@ class Y4mWriter:
         self._f.write(_encode_planes(pic))
         self.frames_written += 1
 
-    def close(self) -> None:
-        if not self._f.closed:
-            self._f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # --------------------------------------------------------------------------
