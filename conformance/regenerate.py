@@ -113,6 +113,16 @@ def _learned(w, h, q, extra=()):
     return _encode("learned", [pic], ["-q", str(q), *extra])
 
 
+def _learned_face():
+    # a picture with a face (scikit-image astronaut, public domain), 256x192
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+    im = np.asarray(Image.fromarray(data.astronaut()[:384, 64:576]).resize((256, 192), Image.BICUBIC))
+    pic = Picture([im[..., c].astype(np.uint16) for c in range(3)], "444", 8, "rgb")
+    return _encode("learned", [pic], ["-q", "20"])
+
+
 def _learned_base():
     from refsw.apps.extract import extract
     return extract(_learned(70, 45, 45), 0)[0]
@@ -142,6 +152,8 @@ STREAMS = [
      lambda: _learned(70, 45, 36)),
     ("learned_q63_130x67", "learned intra, quality 63, odd size", ["learned", "layers", "conformance_window"],
      lambda: _learned(130, 67, 63)),
+    ("learned_task_face_256x192", "learned intra with a face (astronaut); task branch 'face' output "
+     "checked (task_sha256, 10.8)", ["learned", "layers", "task_branch"], _learned_face),
     ("learned_base_layer_70x45", "base layer extracted from a learned stream (refsw-extract --layers base): "
      "checked against the layer-0 hash", ["learned", "extraction"], _learned_base),
     ("inner_hevc_ra_none", "inner HEVC, random access, no Track 2 tool", ["inner", "hevc"], lambda: _inner()),
@@ -318,6 +330,12 @@ def build(dest):
             "trace_sha256": hashlib.sha256(trace_of(data).encode()).hexdigest(),
             "md5": md5s,
         })
+        if sps.get("sps_num_task_branches"):
+            from refsw.conformance import decode_task
+            from refsw.models.registry import TASK_BRANCHES
+            names = {e.branch_id: e.name for (mid, _), e in TASK_BRANCHES.items() if mid == sps.sps_model_id}
+            manifest["streams"][-1]["task_sha256"] = {
+                names[b]: decode_task(data, names[b]) for b in sps.sps_task_branch_id}
     for name, desc, element, clause, fn in NEGATIVE:
         data = fn()
         try:

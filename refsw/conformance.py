@@ -107,6 +107,16 @@ def decode_internal(data: bytes, *, threads: int = 0, reference: bool = False, m
     return [[plane_md5(p, d.picture.bit_depth).hex() for p in d.picture.planes] for d in out], out
 
 
+def decode_task(data: bytes, task: str, *, threads: int = 0, reference: bool = False) -> str:
+    """SHA-256 of the canonical task-branch output (10.8.3) over the pictures."""
+    from . import tools  # noqa: F401
+    from .decoder import Decoder
+    from .threads import set_threads
+    set_threads(threads)
+    out = Decoder(task=task, reference=reference).decode(data)
+    return _sha256(b"".join(d.task.canonical() for d in out))
+
+
 def _plane_shapes(fmt):
     w, h, cf = fmt["width"], fmt["height"], fmt["chroma_format"]
     if cf == "400":
@@ -256,6 +266,17 @@ def run(argv=None) -> int:
                     g2, _ = decode_internal(data, max_layer=s.get("target_layer"), **kw)
                     if g2 != got:
                         status, note = "FAIL", f"hashes differ with {kw}"
+                        break
+            # task-branch outputs (10.8): internal decoder only
+            for task, want in (s.get("task_sha256") or {}).items():
+                if status != "PASS" or a.decoder:
+                    break
+                kws = [dict(threads=a.threads, reference=a.reference_path)]
+                if a.equivalence:
+                    kws += [dict(threads=1), dict(threads=2), dict(threads=1, reference=True)]
+                for kw in kws:
+                    if decode_task(data, task, **kw) != want:
+                        status, note = "FAIL", f"task {task} output differs ({kw})"
                         break
         except (BitstreamError, RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
             status, note = "FAIL", f"{type(e).__name__}: {e}"

@@ -60,6 +60,7 @@ class DecodedPicture:
     hash_status: str      # "match", "mismatch", "absent", "off"
     hash_detail: str = ""
     hash_layer: int | None = None
+    task: object = None   # task-branch output (10.8); picture is None then
 
 
 def _err(msg, unit: Unit | None, *, element=None, clause="8.1", shall=None, structure=None):
@@ -122,11 +123,15 @@ class Decoder:
     max_layer:  decode only units with unit_layer_id <= max_layer.
     reference:  run integer networks through the int64 reference path (clause 10.2)
                 instead of the float64 path; the output is identical.
+    task:       name or id of a task branch: decode its output (10.8) instead of
+                pictures; latent layers the branch does not use are not decoded
+                and no picture hash is checked.
     """
 
     def __init__(self, *, check_hash: bool = True, max_layer: int | None = None,
                  trace: Trace | None = None, threads: int | None = None, device: str = "cpu",
-                 reference: bool = False):
+                 reference: bool = False, task: str | None = None):
+        self.task = task or None
         self.check_hash = check_hash
         self.reference = reference
         self.max_layer = max_layer
@@ -221,6 +226,11 @@ class Decoder:
                 raise _err("pictures of different sequence-level coding modes in one coded sequence",
                            cp.ph_unit, element="ph_pic_coding_mode", clause="8.1")
             self.pending.append(cp)
+            return
+        if self.task is not None:
+            from .tools.task_branch import decode_task_picture
+            res = decode_task_picture(self, cp, self.task)
+            self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, None, "off", task=res))
             return
         fn = PICTURE_DECODERS.get(mode)
         if fn is None:

@@ -92,12 +92,36 @@ def build_sps(pic: Picture, cfg, *, coded_width=None, coded_height=None, tools=N
         setattr(sps, k, v)
     if getattr(sps, "sps_learned_intra_enabled_flag", 0):
         sps.sps_model_id = cfg.ModelId
+        _set_task_branches(sps, getattr(cfg, "TaskBranches", "all"))
     tools_allowed = PROFILES[profile_idc].tools
     for k in hls.TOOL_FLAGS:
         if getattr(sps, k, 0) and k not in tools_allowed:
             raise EncoderError(f"Profile: {PROFILES[profile_idc].name} does not allow {k} "
                                f"(needed by CodingMode {cfg.CodingMode})")
     return sps
+
+
+def _set_task_branches(sps, spec: str):
+    """sps_task_branch_* from the TaskBranches option: all, none or a list of names / ids."""
+    from .models.registry import find_task_branch, task_branches
+    spec = (spec or "none").strip()
+    if spec == "none":
+        entries = []
+    elif spec == "all":
+        entries = task_branches(sps.sps_model_id)
+    else:
+        try:
+            entries = [find_task_branch(sps.sps_model_id, n.strip()) for n in spec.split(",") if n.strip()]
+        except KeyError as e:
+            raise EncoderError(f"TaskBranches: {e.args[0]}")
+    layers = sps.sps_num_latent_layers_minus1 + 1
+    for e in entries:
+        if e.num_layers > layers:
+            raise EncoderError(f"TaskBranches: branch {e.name} needs {e.num_layers} latent layers, "
+                               f"the stream has {layers}")
+    sps.sps_num_task_branches = len(entries)
+    sps.sps_task_branch_id = [e.branch_id for e in entries]
+    sps.sps_task_branch_num_layers_minus1 = [e.num_layers - 1 for e in entries]
 
 
 @register_picture_encoder("pcm")

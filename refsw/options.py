@@ -29,6 +29,8 @@ ENCODER_OPTIONS = OptionTable([
     Option("Level", str, "auto", "level: auto (lowest that fits) or 1, 2, 3, 4, 5, 6", group=G_PROF),
     Option("CodingMode", str, "pcm", "picture coding mode: pcm, learned or inner", group=G_PROF),
     Option("ModelId", int, 1, "learned model (sps_model_id)", range=(1, 255), group=G_PROF),
+    Option("TaskBranches", str, "all", "task branches signalled in the SPS (sps_task_branch_id): all, none, "
+           "or names/ids separated by commas", group=G_PROF),
     Option("Quality", int, 32, "quality index ph_quality_idx of the learned codec", short="-q",
            range=(0, 63), group=G_RATE),
     Option("TargetBpp", float, 0.0, "target bits per pixel; > 0 searches the quality index",
@@ -96,11 +98,13 @@ DECODER_OPTIONS = OptionTable([
     Option("TraceFile", str, "", "write the syntax element trace", group=G_MISC),
     Option("Threads", int, 0, "threads for the transforms (0: library default)", range=(0, 256), group=G_MISC),
     Option("Device", str, "cpu", "torch device for the transforms", group=G_MISC),
+    Option("Task", str, "", "decode the output of this task branch (name or id, e.g. face) instead of "
+           "pictures; -o then receives JSON (10.8)", group=G_MISC),
 ])
 
 # lower-case spellings accepted on the command line
 ALIASES = {
-    "--trace": "--TraceFile", "--threads": "--Threads", "--quality": "--Quality",
+    "--trace": "--TraceFile", "--threads": "--Threads", "--task": "--Task", "--quality": "--Quality",
     "--target-bpp": "--TargetBpp", "--ref": "--RefFile", "--device": "--Device",
     "--recon": "--ReconFile", "--no-hash-check": "--CheckHash=0",
 }

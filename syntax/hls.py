@@ -149,8 +149,13 @@ def seq_parameter_set(rw, sps):
         rw.u(8, "sps_model_id", 1, 255)
         rw.u(8, "sps_operating_point_set_id", 0, 255)
         rw.u(3, "sps_num_latent_layers_minus1", 0, 7)
+        rw.ue("sps_num_task_branches", 0, 8)
+        for i in range(sps.sps_num_task_branches):
+            rw.u(8, "sps_task_branch_id", 1, 255, idx=i)
+            rw.u(3, "sps_task_branch_num_layers_minus1", 0, sps.sps_num_latent_layers_minus1, idx=i)
     else:
         rw.infer("sps_num_latent_layers_minus1", 0)
+        rw.infer("sps_num_task_branches", 0)
     rw.flag("sps_inner_codec_enabled_flag")
     if sps.sps_inner_codec_enabled_flag:
         rw.u(4, "sps_inner_codec_idc", 0, 1)

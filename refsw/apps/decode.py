@@ -30,9 +30,11 @@ def _main(argv):
     t0 = time.perf_counter()
     with trace_file(c.TraceFile) as trace:
         dec = Decoder(check_hash=c.CheckHash, max_layer=None if c.TargetLayer < 0 else c.TargetLayer,
-                      trace=trace, threads=c.Threads, device=c.Device)
+                      trace=trace, threads=c.Threads, device=c.Device, task=c.Task)
         out = dec.decode(data)
     dt = time.perf_counter() - t0
+    if c.Task:
+        return _task_output(c, out, data, dt)
     mismatches = 0
     for d in out:
         p = d.picture
@@ -62,6 +64,22 @@ def _main(argv):
     if mismatches:
         print(f"{PROG}: error: decoded picture hash mismatch in {mismatches} picture(s)", file=sys.stderr)
         return 4
+    return 0
+
+
+def _task_output(c, out, data, dt):
+    """--Task: JSON of the task-branch output, one entry per picture (10.8)."""
+    import json
+    res = [d.task.to_json(d.poc) for d in out]
+    for r in res:
+        print(f"POC {r['poc']:4d} task {r['task']}: {len(r['detections'])} detection(s)")
+    text = json.dumps(res if len(res) != 1 else res[0], indent=1)
+    if c.ReconFile:
+        with open(c.ReconFile, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    print(f"{PROG}: {len(out)} picture(s), task {c.Task}, {len(data)} bytes, {dt:.3f} s")
     return 0
 
 

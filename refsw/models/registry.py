@@ -54,3 +54,39 @@ def load_model(model_id: int, path: str | None = None):
     if m.cfg != e.config:
         raise ValueError(f"weights {path or e.weights_path} do not match registry config of model {model_id}")
     return m
+
+
+# ---------------------------------------------------------------- task branches (10.8)
+@dataclass(frozen=True)
+class TaskBranchEntry:
+    """A task branch of a learned model: runs on latent layers 0..num_layers-1."""
+    model_id: int
+    branch_id: int
+    name: str
+    num_layers: int
+    weights: str           # float weights in MODELS_DIR; integer data: <weights>_int.npz
+
+    @property
+    def weights_path(self) -> str:
+        return os.path.join(MODELS_DIR, self.weights)
+
+    @property
+    def int_path(self) -> str:
+        return self.weights_path.replace(".npz", "_int.npz")
+
+
+TASK_BRANCHES = {
+    (1, 1): TaskBranchEntry(1, 1, "face", 1, "intra_v1_face.npz"),
+}
+
+
+def task_branches(model_id: int) -> list[TaskBranchEntry]:
+    return [e for (m, _), e in sorted(TASK_BRANCHES.items()) if m == int(model_id)]
+
+
+def find_task_branch(model_id: int, name_or_id) -> TaskBranchEntry:
+    for e in task_branches(model_id):
+        if str(name_or_id) in (e.name, str(e.branch_id)):
+            return e
+    known = ", ".join(f"{e.name} (id {e.branch_id})" for e in task_branches(model_id)) or "none"
+    raise KeyError(f"model {model_id} has no task branch {name_or_id!r}; known: {known}")

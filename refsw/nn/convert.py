@@ -159,6 +159,28 @@ def integerize(model, calib_images, *, qualities=range(0, 64, 9)) -> dict:
     return d
 
 
+def integerize_branch(head, codec_int_path: str) -> dict:
+    """Integer data of a task branch (10.8) whose input is the synthesis input
+    of the codec in ``codec_int_path`` (same scale s_gin)."""
+    z = np.load(codec_int_path, allow_pickle=False)
+    s_gin = float(z["meta.calibration"][2])
+    cfg = head.cfg
+    head.eval()
+    layers, units = _conv_layers(head.t_s, s_gin, cfg.act_max)
+    ratio = units * 256.0                        # outputs in units of 1/256
+    sh = _shift_for(ratio.max())
+    layers[-1].mult = _mult(ratio, sh)
+    layers[-1].shift, layers[-1].lo, layers[-1].hi = sh, -LAT_MAX, LAT_MAX - 1
+    d = to_npz_dict("tb", layers)
+    d["out.params"] = np.array([cfg.stride, int(round(cfg.score_min * 256)), cfg.max_detections,
+                                1, int(round(1 / cfg.nms_iou))], dtype=np.int64)
+    if abs(cfg.nms_iou - 0.5) > 1e-9:
+        raise ValueError("only nms_iou 0.5 (1/2) is supported by the converter")
+    d["meta.config_json"] = np.frombuffer(json.dumps(cfg.to_dict()).encode(), dtype=np.uint8)
+    d["meta.codec_calibration"] = np.asarray(z["meta.calibration"], dtype=np.float64)
+    return d
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m refsw.nn.convert", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model-id", type=int, default=1)
@@ -166,7 +188,10 @@ def main(argv=None):
     ap.add_argument("--calib", help="folder of PNG images for calibration (default: shipped content)")
     ap.add_argument("--max-images", type=int, default=6)
     ap.add_argument("-o", "--output", help="output .npz (default: <weights>_int.npz next to the weights)")
+    ap.add_argument("--branch", help="convert this task branch (name or id) of the model instead of the codec")
     a = ap.parse_args(argv)
+    if a.branch:
+        return _main_branch(a)
     from PIL import Image
 
     from refsw.content import default_image_path
@@ -189,6 +214,20 @@ def main(argv=None):
     b1 = check_bounds(from_npz(z, "hs"), LAT_MAX, name="h_s")
     b2 = check_bounds(from_npz(z, "gs"), LAT_MAX, name="g_s")
     print(f"wrote {out}; max accumulator bits h_s {max(b1).bit_length()}, g_s {max(b2).bit_length()}")
+    return 0
+
+
+def _main_branch(a):
+    from refsw.models.registry import find_task_branch, get_entry
+    from refsw.models.task_io import load_branch
+    e = find_task_branch(a.model_id, a.branch)
+    head = load_branch(a.weights or e.weights_path)
+    d = integerize_branch(head, get_entry(a.model_id).weights_path.replace(".npz", "_int.npz"))
+    out = a.output or (a.weights or e.weights_path).replace(".npz", "_int.npz")
+    np.savez_compressed(out, **d)
+    from .intnet import from_npz
+    b = check_bounds(from_npz(np.load(out, allow_pickle=False), "tb"), LAT_MAX, name=e.name)
+    print(f"wrote {out}; max accumulator bits {max(b).bit_length()}")
     return 0
 
 
