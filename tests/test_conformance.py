@@ -51,6 +51,17 @@ def test_failures_are_counted(tmp_path):
         load_manifest(str(d / "manifest.json"))
 
 
+def test_task_output_is_checked(tmp_path):
+    d = tmp_path / "suite"
+    shutil.copytree(suite_dir(), d)
+    m = json.loads((d / "manifest.json").read_text())
+    s = next(s for s in m["streams"] if "face" in s.get("task_sha256", {}))
+    assert run(["--suite", str(d), "-k", s["name"]]) == 0
+    s["task_sha256"]["face"] = "0" * 64
+    (d / "manifest.json").write_text(json.dumps(m))
+    assert run(["--suite", str(d), "-k", s["name"]]) == 1
+
+
 def test_coverage_report(capsys):
     run(["--coverage"])
     out = capsys.readouterr().out

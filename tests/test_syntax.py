@@ -108,7 +108,7 @@ def test_infer():
     with pytest.raises(BitstreamError, match="inferred"):
         hls.seq_parameter_set(w, sps)
     s = _sps(sps_conformance_window_flag=0, sps_learned_intra_enabled_flag=0)
-    for k in ("sps_model_id", "sps_operating_point_set_id", "sps_num_latent_layers_minus1"):
+    for k in LEARNED_KEYS:
         s.__dict__.pop(k)
     sps2 = parse_units(_stream([(hls.UT_SPS, s, 0)]))[0].payload
     assert sps2.sps_conf_win_left_offset == 0 and sps2.sps_num_latent_layers_minus1 == 0
@@ -118,6 +118,10 @@ def test_infer():
 # Round trips of every syntax structure
 # ---------------------------------------------------------------------------
 
+LEARNED_KEYS = ("sps_model_id", "sps_operating_point_set_id", "sps_num_latent_layers_minus1",
+                "sps_num_task_branches", "sps_task_branch_id", "sps_task_branch_num_layers_minus1")
+
+
 def _sps(**kw):
     s = Struct(sps_profile_idc=1, sps_level_idc=20, sps_pic_width_in_luma_samples=17,
                sps_pic_height_in_luma_samples=9, sps_chroma_format_idc=1, sps_colour_space_idc=0,
@@ -126,6 +130,7 @@ def _sps(**kw):
                sps_timing_info_present_flag=1, sps_num_units_in_tick=1001, sps_time_scale=30000,
                sps_pcm_enabled_flag=1, sps_learned_intra_enabled_flag=1, sps_model_id=1,
                sps_operating_point_set_id=0, sps_num_latent_layers_minus1=1,
+               sps_num_task_branches=1, sps_task_branch_id=[1], sps_task_branch_num_layers_minus1=[0],
                sps_inner_codec_enabled_flag=0, sps_feature_coding_enabled_flag=0, sps_roi_enabled_flag=0,
                sps_spatial_resampling_enabled_flag=0, sps_temporal_resampling_enabled_flag=0,
                sps_bit_depth_truncation_enabled_flag=0, sps_post_filter_enabled_flag=0,
@@ -144,7 +149,7 @@ def _video_sps(**kw):
              sps_post_filter_enabled_flag=1, sps_post_filter_id=3)
     d.update(kw)
     s = _sps(**d)
-    for k in ("sps_model_id", "sps_operating_point_set_id", "sps_num_latent_layers_minus1"):
+    for k in LEARNED_KEYS:
         s.__dict__.pop(k)
     return s
 
@@ -175,7 +180,7 @@ def _all_units():
     sps = _sps()
     vs = _video_sps()
     fsps = _sps(sps_profile_idc=3, sps_learned_intra_enabled_flag=0, sps_feature_coding_enabled_flag=1)
-    for k in ("sps_model_id", "sps_operating_point_set_id", "sps_num_latent_layers_minus1"):
+    for k in LEARNED_KEYS:
         fsps.__dict__.pop(k)
     ext = _sps(sps_extension_flag=1, sps_extension_data_flag=[1, 0, 1])
     return [
@@ -280,7 +285,7 @@ def sps_strategy(draw):
                   sps_conf_win_bottom_offset=draw(st.integers(0, (h - 1) // 2)))
     s = _sps(**kw)
     if not s.sps_learned_intra_enabled_flag:
-        for k in ("sps_model_id", "sps_operating_point_set_id", "sps_num_latent_layers_minus1"):
+        for k in LEARNED_KEYS:
             s.__dict__.pop(k)
     return s
 
@@ -306,7 +311,7 @@ def _small_stream():
     from refsw.picture import picture_md5
     sps = _sps(sps_learned_intra_enabled_flag=0, sps_pic_width_in_luma_samples=8,
                sps_pic_height_in_luma_samples=6, sps_conformance_window_flag=0)
-    for k in ("sps_model_id", "sps_operating_point_set_id", "sps_num_latent_layers_minus1"):
+    for k in LEARNED_KEYS:
         sps.__dict__.pop(k)
     pcm = _pcm(sps)
     from refsw.picture import Picture

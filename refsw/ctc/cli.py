@@ -1,9 +1,9 @@
 """refsw-ctc: common test conditions (see docs/ctc.md).
 
-    refsw-ctc run      --cfg ctc/ai.cfg --anchor hevc [--out DIR] [--jobs N] [--force] [--Key value]...
+    refsw-ctc run      --cfg ctc/ai.cfg --anchor hevc[,vvc,jpeg] [--out DIR] [--jobs N] [--force] [--Key value]...
     refsw-ctc anchors  --cfg ctc/conditions/ra.cfg --anchor hevc,vvc [--out DIR] [--jobs N] [--force]
     refsw-ctc bdrate   ANCHOR.csv TEST.csv [--method pchip|cubic] [--pareto] [--quality]
-    refsw-ctc testsets [list | show NAME | prepare NAME]
+    refsw-ctc testsets [list | show NAME | prepare NAME | pin DIR --manifest FILE]
     refsw-ctc versions [--FfmpegPath PATH]
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ def _grid_parser(cmd: str, anchors_many: bool) -> argparse.ArgumentParser:
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("--help-keys", action="store_true", help="list the cfg keys (encoder + CTC)")
     p.add_argument("--anchor", required=False, default="hevc" if not anchors_many else None,
-                   help="anchor codec: hevc, vvc or jpeg" + (" (comma-separated list)" if anchors_many else ""))
+                   help="anchor codec: hevc, vvc or jpeg (comma-separated list" +
+                   (")" if anchors_many else ": one report per anchor)"))
     p.add_argument("--out", default="", help="output folder (default: ctc-results/<condition>)")
     p.add_argument("--jobs", "-j", type=int, default=2, help="parallel workers (default 2)")
     p.add_argument("--force", action="store_true", help="recompute finished points")
@@ -49,8 +50,8 @@ def _cmd_grid(argv, anchors_only: bool) -> int:
     if not ns.anchor:
         ap.error("--anchor is required (hevc, vvc, jpeg; comma-separated for anchors)")
     anchors = [a.strip() for a in ns.anchor.split(",") if a.strip()]
-    if not anchors_only and len(anchors) != 1:
-        ap.error("run takes one --anchor (the reference of the BD-rates)")
+    if not anchors:
+        ap.error("--anchor: no codec given")
     cond = parse_condition(rest)
     out = ns.out or os.path.join("ctc-results", cond.name)
     codecs = anchors if anchors_only else anchors + ["refsw"]
@@ -60,12 +61,13 @@ def _cmd_grid(argv, anchors_only: bool) -> int:
           f"{res.skipped} reused, output in {res.out_dir}")
     plots = cond.ctc.Plots and not ns.no_plots
     if anchors_only:
-        path, lines = anchor_summary(res, anchors)
+        reports = [anchor_summary(res, anchors)]
     else:
-        path, lines = build_report(res, cond, "refsw", anchors[0], argv=[PROG, cmd] + list(argv), plots=plots)
-    for ln in lines:
-        print(ln)
-    print(f"report: {path}")
+        reports = [build_report(res, cond, "refsw", a, argv=[PROG, cmd] + list(argv), plots=plots) for a in anchors]
+    for path, lines in reports:
+        for ln in lines:
+            print(ln)
+        print(f"report: {path}")
     failed = [r for r in res.results if r and r.get("status") != "ok"]
     if failed and anchors_only:
         return 1
@@ -136,14 +138,24 @@ def _cmd_bdrate(argv) -> int:
 
 
 def _cmd_testsets(argv) -> int:
-    from .testsets import ctc_dir, load_testset, prepare
+    from .testsets import ctc_dir, load_testset, pin_directory, prepare
 
     ap = argparse.ArgumentParser(prog=f"{PROG} testsets")
-    ap.add_argument("action", nargs="?", default="list", choices=("list", "show", "prepare"))
+    ap.add_argument("action", nargs="?", default="list", choices=("list", "show", "prepare", "pin"))
     ap.add_argument("name", nargs="?")
     ap.add_argument("--root", default="", help="TestSetRoot for user sets")
     ap.add_argument("--ffmpeg", default="")
+    ap.add_argument("--manifest", default="", help="pin: the manifest to write (e.g. ctc/testsets/NAME.json)")
+    for k in ("description", "licence", "provenance"):
+        ap.add_argument(f"--{k}", default="", help=f"pin: the {k} of the set / its items")
     ns = ap.parse_args(argv)
+    if ns.action == "pin":
+        if not (ns.name and ns.manifest):
+            ap.error("pin needs a directory of images and --manifest FILE")
+        ts = pin_directory(ns.name, ns.manifest, description=ns.description, licence=ns.licence,
+                           provenance=ns.provenance)
+        print(f"{ns.manifest}: {len(ts.items)} images of {ts.root}, sha256 of the samples pinned")
+        return 0
     if ns.action == "list":
         for p in sorted((ctc_dir() / "testsets").glob("*.json")):
             try:

@@ -68,6 +68,9 @@ CTC_OPTIONS = OptionTable([
     Option("MsSsim", bool, True, "compute MS-SSIM (pytorch-msssim)", group=G_REPORT),
     Option("TaskMetric", str, "", "task metric factory 'module:callable' (see refsw.ctc.tasks); its "
            "values get Pareto BD-rates", group=G_REPORT),
+    Option("TaskBranch", str, "", "refsw learned: also decode this task branch (e.g. face) from the "
+           "latent layers it reads (extracted as refsw-extract does) and score its detections with "
+           "TaskMetric: columns bits_base, bpp_base, branch_dec_time, task_branch_*", group=G_REPORT),
     Option("KeepRecon", bool, True, "keep the reconstructions (.png / .yuv) next to the bitstreams",
            group=G_REPORT),
     Option("Plots", bool, True, "draw RD plots (PNG, needs matplotlib)", group=G_REPORT),

@@ -14,6 +14,9 @@ Conventions (as the JVET CTC templates, JVET-T2010 / the VCM CTC):
   rate in bpp; MS-SSIM (RGB) as -10 log10(1 - MS-SSIM) for BD.
   Video: PSNR Y, U, V, YUV, MS-SSIM on Y, rate in kbps.
 * Task metrics (``task_*`` columns): Pareto BD-rate (see refsw.ctc.bd).
+* Task branch (``TaskBranch``): one curve per codec pooled over all items
+  (:func:`pooled_curve`), Pareto BD-rate of the branch against refsw's
+  decoded pictures and the anchor (:func:`branch_comparison`).
 """
 from __future__ import annotations
 
@@ -33,7 +36,8 @@ METRICS_IMAGE = [("psnr_y", "Y"), ("psnr_u", "U"), ("psnr_v", "V"), ("psnr_yuv",
 
 def metric_list(results: list[dict], kind: str):
     base = METRICS_IMAGE if kind == "image" else METRICS_VIDEO
-    tasks = sorted({k for r in results for k in r if k.startswith("task_")})
+    tasks = sorted({k for r in results for k in r if k.startswith("task_") and k != "task_detail"
+                    and not k.startswith("task_branch_")})
     return base + [(t, t[5:] + " (Pareto)") for t in tasks]
 
 
@@ -75,6 +79,104 @@ def write_curve_csvs(out_dir: str, results: list[dict], kind: str) -> list[str]:
                         w.writerow([seq, repr(_f(r["rate"])), repr(_f(r.get(m)))])
             paths.append(p)
     return paths
+
+
+def pooled_curve(results: list[dict], codec: str, name: str, *, bits: str = "bits",
+                 time_col: str = "dec_time") -> list[dict]:
+    """One point per rate point (label) of ``codec`` over all its items, sorted by rate.
+
+    rate = total ``bits`` / total pixels (bpp); ``ap`` pooled from the
+    (score, tp) matches of ``task_detail[name]`` (AP@IoU of the whole set,
+    as the VCM CTC score a data set); ``dec_time`` (of ``time_col``) and
+    ``net_time`` (the task network, from the detail) in seconds per picture.
+    A label that is not ok for every item of the codec is left out."""
+    from ..tasks.evaluate import ap_from_matches
+    groups: OrderedDict = OrderedDict()
+    items = set()
+    for r in results:
+        if r is None or r.get("codec") != codec:
+            continue
+        items.add(r["sequence"])
+        d = (r.get("task_detail") or {}).get(name)
+        if r.get("status") == "ok" and d is not None and r.get(bits) is not None:
+            groups.setdefault(r["label"], []).append((r, d))
+    out = []
+    for label, rs in groups.items():
+        if len(rs) != len(items):
+            continue
+        px = sum(r["width"] * r["height"] * r["frames"] for r, _ in rs)
+        pics = sum(r["frames"] for r, _ in rs)
+        npos = sum(d["npos"] for _, d in rs)
+        out.append({"label": label, "rate": sum(_f(r[bits]) for r, _ in rs) / px, "n": len(rs), "npos": npos,
+                    "ap": ap_from_matches(npos, [m for _, d in rs for m in d["matches"]]),
+                    "dec_time": sum(_f(r[time_col]) for r, _ in rs) / pics,
+                    "net_time": sum(_f(d.get("time", 0.0)) for _, d in rs) / pics})
+    return sorted(out, key=lambda p: p["rate"])
+
+
+def branch_comparison(results: list[dict], anchors: list[str], name: str, method: str = "pchip") -> list[dict]:
+    """Task branch against the task network on decoded pictures, pooled curves.
+
+    Rows: path "a" (refsw, the branch on the layers it reads: rate bpp_base,
+    quality task_branch_<name>), "b" (refsw, decoded pictures: bpp,
+    task_<name>), "c" (each anchor); ``bd`` is the Pareto BD-rate of (a)
+    against the row (a BDResult or the reason it is undefined)."""
+    a = pooled_curve(results, "refsw", "branch_" + name, bits="bits_base", time_col="branch_dec_time")
+    rows = [{"path": "a", "codec": "refsw", "curve": a, "bd": None}]
+    for codec in ["refsw"] + [c for c in anchors if c != "refsw"]:
+        c = pooled_curve(results, codec, name)
+        try:
+            v = bd([p["rate"] for p in c], [p["ap"] for p in c], [p["rate"] for p in a], [p["ap"] for p in a],
+                   kind="rate", method=method, pareto=True)
+        except BDError as e:
+            v = str(e)
+        rows.append({"path": "b" if codec == "refsw" else "c", "codec": codec, "curve": c, "bd": v})
+    return rows
+
+
+def branch_names(results: list[dict]) -> list[str]:
+    """Task-metric names that have task-branch details (``task_detail['branch_<name>']``)."""
+    return sorted({k[7:] for r in results if r for k in (r.get("task_detail") or {}) if k.startswith("branch_")})
+
+
+PATHS = {"a": "task branch on the latent layers it reads (no pixels)",
+         "b": "task network on the decoded pictures",
+         "c": "task network on the anchor's decoded pictures"}
+
+
+def _branch_section(results, anchor: str, method: str) -> tuple[list[str], list[str]]:
+    """(summary lines, markdown lines) of the task-branch comparison."""
+    summary, L = [], []
+    for name in branch_names(results):
+        rows = branch_comparison(results, [anchor], name, method)
+        n = max((p["n"] for r in rows for p in r["curve"]), default=0)
+        summary.append(f"Task branch ({name}, pooled over {n} items): BD-rate of (a) the branch vs "
+                       + ", ".join(f"({r['path']}) {r['codec']} {_pct(r['bd']) if r['bd'] else ''}"
+                                   for r in rows[1:]))
+        L += [f"## Task branch: {name}", "",
+              f"One curve per path, pooled over all items (AP of all pictures at each rate point; bpp = "
+              f"total bits / total pixels); BD-rate of (a) against each path ({method}, Pareto). Times: "
+              f"seconds per picture.", "",
+              f"| Path | Codec | What | Points | bpp | {name} | BD-rate of (a) | Decode [s] | Task net [s] |",
+              "|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            c = r["curve"] or [{"rate": math.nan, "ap": math.nan, "dec_time": math.nan, "net_time": math.nan}]
+            mean = {k: sum(p[k] for p in c) / len(c) for k in ("dec_time", "net_time")}
+            L.append(f"| ({r['path']}) | {r['codec']} | {PATHS[r['path']]} | {len(r['curve'])} | "
+                     f"{_num(c[0]['rate'], 4)}..{_num(c[-1]['rate'], 4)} | "
+                     f"{_num(min(p['ap'] for p in c))}..{_num(max(p['ap'] for p in c))} | "
+                     f"{'-' if r['bd'] is None else _pct(r['bd'])} | {_num(mean['dec_time'])} | "
+                     f"{_num(mean['net_time'])} |")
+        reasons = sorted({r["bd"] for r in rows if isinstance(r["bd"], str)})
+        if reasons:
+            L += ["", "n/a: " + "; ".join(reasons) + "."]
+        L += ["", f"| Path | Codec | Point | bpp | {name} | GT boxes |", "|---|---|---|---|---|---|"]
+        for r in rows:
+            for p in r["curve"]:
+                L.append(f"| ({r['path']}) | {r['codec']} | {p['label']} | {_num(p['rate'], 4)} | "
+                         f"{_num(p['ap'])} | {p['npos']} |")
+        L.append("")
+    return summary, L
 
 
 def _geomean(xs):
@@ -216,7 +318,8 @@ def build_report(run, cond, test: str, anchor: str, *, argv=None, plots: bool = 
     write_curve_csvs(run.out_dir, results, kind)
     rows, metrics = compare(results, test, anchor, kind, method)
     agg = aggregate(rows, metrics)
-    plot_paths = plot_rd(run.out_dir, results, [anchor, test], kind) if plots else {}
+    others = sorted({r["codec"] for r in results} - {anchor, test})   # run with several anchors: all in one plot
+    plot_paths = plot_rd(run.out_dir, results, [anchor] + others + [test], kind) if plots else {}
     unit = "bpp" if kind == "image" else "kbps"
     errors = [r for r in results if r.get("status") != "ok"]
 
@@ -249,6 +352,8 @@ def build_report(run, cond, test: str, anchor: str, *, argv=None, plots: bool = 
                            + ((" + " if fin else "") + "lossless" if len(fin) < len(pts) else "")
                            + f", enc {sum(_f(r['enc_time']) for r in pts):.1f} s, "
                            f"dec {sum(_f(r['dec_time']) for r in pts):.1f} s")
+    branch_summary, branch_md = _branch_section(results, anchor, method)
+    summary += branch_summary
     if errors:
         summary.append(f"{len(errors)} point(s) failed; see the report")
 
@@ -288,6 +393,8 @@ def build_report(run, cond, test: str, anchor: str, *, argv=None, plots: bool = 
                 L.append(f"| {c} | {seq} | {r['label']} | {_num(r['rate'], 4)} | "
                          + " | ".join(_num(r.get(m), 3) for m in qcols)
                          + f" | {_num(r['enc_time'], 2)} | {_num(r['dec_time'], 2)} |")
+    if branch_md:
+        L += [""] + branch_md
     if errors:
         L += ["", "## Failed points", ""]
         for r in errors:

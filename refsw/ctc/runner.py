@@ -18,6 +18,13 @@ Timing: encode and decode times are wall-clock seconds of one point in its
 worker: for refsw the ``Encoder.encode`` and ``Decoder.decode`` calls
 in-process (one torch thread per worker when jobs > 1), for HEVC/VVC the
 ffmpeg processes (including their start-up), for JPEG Pillow's calls.
+
+Task branch (``TaskBranch``, refsw in CodingMode learned): the worker also
+keeps the latent layers the branch reads (as refsw-extract;
+``<label>.base.bin``), decodes them with ``Decoder(task=...)`` and records
+``bits_base``, ``bpp_base``, ``branch_dec_time`` (extraction + branch
+decoding) and the TaskMetric's ``task_branch_*`` values for the branch's
+detections, scored against the same ground truth as the decoded pictures.
 """
 from __future__ import annotations
 
@@ -56,6 +63,7 @@ RESULT_FIELDS = [
     "psnr_y", "psnr_u", "psnr_v", "psnr_yuv", "psnr_r", "psnr_g", "psnr_b", "psnr_rgb",
     "msssim", "msssim_db", "enc_time", "dec_time", "status", "notes", "bitstream", "recon",
 ]
+BRANCH_FIELDS = ["bits_base", "bpp_base", "branch_dec_time"]   # refsw with TaskBranch
 
 
 def _sha(obj) -> str:
@@ -176,11 +184,14 @@ def run_task(task: Task) -> dict:
     try:
         src = read_item(Item(**{k: v for k, v in item.items() if k in Item.__dataclass_fields__}))
         notes = []
-        yuv_src = yuv_dec = None
+        yuv_src = yuv_dec = branch_dets = None
         if task.codec == "refsw":
             out = _run_refsw(task, src, bitstream)
             dec = out.pop("decoded")
             notes += out.pop("notes")
+            branch_dets = out.pop("branch_dets", None)
+            if "bits_base" in out:
+                out["bpp_base"] = _rates(item, out["bits_base"])["bpp"]
         elif task.codec == "jpeg":
             out = code_jpeg(task.ctc, src, task.params["quality"], bitstream)
             dec = out.pop("decoded")
@@ -202,8 +213,12 @@ def run_task(task: Task) -> dict:
         res.update(measure(item, src, dec, yuv_src=yuv_src, yuv_dec=yuv_dec, msssim=task.ctc["MsSsim"]))
         tm = _load_task_metric(task.ctc["TaskMetric"], item, task.ctc)
         if tm is not None:
-            for k, v in tm.evaluate(item, src, dec).items():
-                res[f"task_{k}"] = v
+            _task_values(res, tm.evaluate(item, src, dec), "")
+            if branch_dets is not None:
+                if not hasattr(tm, "evaluate_detections"):
+                    raise TypeError(f"TaskMetric {task.ctc['TaskMetric']} has no evaluate_detections(): "
+                                    f"it cannot score TaskBranch {task.ctc['TaskBranch']}")
+                _task_values(res, tm.evaluate_detections(item, src, branch_dets), "branch_")
         res["bitstream"] = os.path.relpath(bitstream, task.out_dir)
         if task.ctc["KeepRecon"]:
             rp = task.base + (".png" if item["kind"] == "image" and dec[0].colour_space == "rgb" else ".yuv")
@@ -219,6 +234,15 @@ def run_task(task: Task) -> dict:
         json.dump(res, f, indent=1, default=_json_default)
     os.replace(tmp, task.json_path)
     return res
+
+
+def _task_values(res: dict, values: dict, prefix: str):
+    """Task-metric values -> task_<prefix><name> columns; the "detail" dict -> task_detail."""
+    for k, v in values.items():
+        if k == "detail":
+            res.setdefault("task_detail", {}).update({prefix + n: d for n, d in v.items()})
+        else:
+            res[f"task_{prefix}{k}"] = v
 
 
 def _json_default(o):
@@ -260,9 +284,36 @@ def _run_refsw(task: Task, src, bitstream: str) -> dict:
         notes.append("encoder and decoder reconstructions differ")
     call = "refsw.encoder.Encoder(cfg).encode(pictures)  # " + ", ".join(
         f"{k}={v}" for k, v in sorted(task.params.items())) + f" CodingMode={values['CodingMode']}"
-    return {"bits": 8 * len(data), "enc_time": enc_time, "dec_time": dec_time, "enc_cmd": [call],
-            "dec_cmd": ["refsw.decoder.Decoder(check_hash=True).decode(data)"], "decoded": dec,
-            "notes": notes}
+    res = {"bits": 8 * len(data), "enc_time": enc_time, "dec_time": dec_time, "enc_cmd": [call],
+           "dec_cmd": ["refsw.decoder.Decoder(check_hash=True).decode(data)"], "decoded": dec,
+           "notes": notes}
+    branch = task.ctc.get("TaskBranch")
+    if branch and values["CodingMode"] != "learned":
+        notes.append(f"TaskBranch {branch} ignored: CodingMode {values['CodingMode']}")
+    elif branch:
+        res.update(_run_branch(branch, values["ModelId"], data, bitstream))
+    return res
+
+
+def _run_branch(branch: str, model_id: int, data: bytes, bitstream: str) -> dict:
+    """Task branch: keep the latent layers it reads (as refsw-extract), decode its detections."""
+    from ..apps.extract import extract
+    from ..decoder import Decoder
+    from ..models.registry import find_task_branch
+
+    top = find_task_branch(model_id, branch).num_layers - 1
+    t0 = time.perf_counter()
+    sub = extract(data, top)[0]
+    out = Decoder(task=branch).decode(sub)
+    dt = time.perf_counter() - t0
+    with open(bitstream[:-4] + ".base.bin", "wb") as f:
+        f.write(sub)
+    # 10.8.2 output: 1/256 luma sample, v0 = logit * 256
+    dets = [[(x0 / 256, y0 / 256, x1 / 256, y1 / 256, 1 / (1 + math.exp(-v0 / 256)))
+             for x0, y0, x1, y1, v0 in d.task.detections] for d in out]
+    return {"bits_base": 8 * len(sub), "branch_dec_time": dt, "branch_dets": dets,
+            "branch_cmd": [f"refsw.apps.extract.extract(data, {top}); "
+                           f"refsw.decoder.Decoder(task={branch!r}).decode(sub)"]}
 
 
 # --------------------------------------------------------------------------
@@ -342,6 +393,8 @@ def build_tasks(cond: Condition, ts: TestSet, codecs: list[str], out_dir: str, v
                 points = refsw_points(cond)
                 settings = {k: v for k, v in enc.items() if k not in _IO_KEYS}
                 ident = {"code": code_hash, "enc": settings}
+                if ctc["TaskBranch"]:
+                    ident["branch"] = ctc["TaskBranch"]
             else:
                 if codec == "jpeg" and ts.kind != "image":
                     raise ValueError("the JPEG anchor codes images; the test set has video")
@@ -469,7 +522,8 @@ def refsw_version() -> dict:
 
 
 def write_results_csv(path: str, results: list[dict]):
-    extra = sorted({k for r in results for k in r if k.startswith("task_")})
+    extra = [k for k in BRANCH_FIELDS if any(r and k in r for r in results)]
+    extra += sorted({k for r in results if r for k in r if k.startswith("task_") and k != "task_detail"})
     fields = RESULT_FIELDS + extra + ["enc_cmd"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")

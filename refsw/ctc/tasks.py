@@ -11,7 +11,17 @@ per rate point when the condition sets ``TaskMetric : module:factory``:
 path, and manifest extras such as ``annotations``), ``sources`` and
 ``decoded`` are lists of :class:`refsw.picture.Picture`.  Each returned value
 becomes a ``task_<name>`` column; the report gives its BD-rate with the
-Pareto variant (task curves are often non-monotonic).
+Pareto variant (task curves are often non-monotonic).  The reserved key
+``detail`` ({name: JSON data}) is no column: the runner keeps it in the
+point's JSON as ``task_detail``; ``{"npos": N, "matches": [[score, tp], ...]}``
+there lets the report pool one AP per rate point over all items
+(:func:`refsw.ctc.report.pooled_curve`).
+
+Task branches (``TaskBranch`` key): the runner scores the branch's
+detections with ``TaskMetric.evaluate_detections(item, sources, dets)``
+(``dets``: per picture [(x0, y0, x1, y1, score)] in luma samples), whose
+values become ``task_branch_<name>`` columns (details: ``branch_<name>``).
+See :mod:`refsw.tasks.face_metric`.
 
 :class:`CocoDetectionMetric` is the ready-made one: it runs a user-supplied
 detector (any callable RGB uint8 HxWx3 array -> list of detections) on every

@@ -453,6 +453,28 @@ def prepare(ts: TestSet, *, cache: Path | None = None, ffmpeg: str = "", max_fra
     return ts
 
 
+def pin_directory(root, manifest, *, name: str = "", description: str = "", licence: str = "",
+                  provenance: str = "") -> TestSet:
+    """Write ``manifest`` for the images of a directory, with the sha256 of each
+    picture's samples (not of the files: a PNG re-encoded with other zlib
+    settings keeps its samples) and the directory relative to the manifest as
+    root.  Regenerated pictures that differ then fail the check."""
+    ts = scan_directory(root)
+    if ts.kind != "image":
+        raise TestSetError(f"{root}: pin takes a directory of images")
+    prepare(ts, verify=False)
+    manifest = Path(manifest)
+    data = {"name": name or manifest.stem, "kind": "image",
+            "description": description or f"the images of {root} (refsw-ctc testsets pin)",
+            "root": os.path.relpath(Path(root).resolve(), manifest.parent.resolve()),
+            "items": [{"name": it.name, "class": it.cls, "source": it.source, "width": it.width,
+                       "height": it.height, "sha256": it.prepared_sha256, "licence": licence,
+                       "provenance": provenance} for it in ts.items]}
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    return load_manifest(manifest)
+
+
 def _check_prepared(ts, it, verify):
     if verify and it.sha256 and it.prepared_sha256 != it.sha256:
         raise TestSetError(f"test set {ts.name}, item {it.name}: prepared samples have sha256 "

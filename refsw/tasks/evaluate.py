@@ -18,22 +18,22 @@ def iou(a, b) -> float:
     return inter / ua if ua > 0 else 0.0
 
 
-def average_precision(gt, dets, iou_thr: float = 0.5) -> float:
-    """AP of one class over a sequence (VOC all-point interpolation).
+def match_detections(gt, dets, iou_thr: float = 0.5) -> list[tuple[float, int]]:
+    """(score, 1 if true positive else 0) of every detection, in descending
+    score order.
 
     gt:   per picture, a list of boxes (x0, y0, x1, y1);
     dets: per picture, a list of (x0, y0, x1, y1, score).
     Detections are matched greedily in descending score order, each ground
-    truth box at most once.  Returns nan when there is no ground truth box.
+    truth box at most once (the unused box of highest IoU >= iou_thr).
+    Matching is per picture, so the lists of several sets of pictures can be
+    concatenated and passed to :func:`ap_from_matches` (pooled AP).
     """
-    npos = sum(len(g) for g in gt)
-    if npos == 0:
-        return float("nan")
     flat = [(d[4], i, d[:4]) for i, ds in enumerate(dets) for d in ds]
     flat.sort(key=lambda t: -t[0])
     used = [np.zeros(len(g), dtype=bool) for g in gt]
-    tp = np.zeros(len(flat))
-    for k, (_, i, box) in enumerate(flat):
+    out = []
+    for score, i, box in flat:
         best, bj = iou_thr, -1
         for j, g in enumerate(gt[i]):
             o = iou(box, g)
@@ -41,18 +41,34 @@ def average_precision(gt, dets, iou_thr: float = 0.5) -> float:
                 best, bj = o, j
         if bj >= 0:
             used[i][bj] = True
-            tp[k] = 1
-    if not len(flat):
+        out.append((float(score), int(bj >= 0)))
+    return out
+
+
+def ap_from_matches(npos: int, matches) -> float:
+    """AP (VOC all-point interpolation) of (score, tp) pairs against npos
+    ground-truth boxes; nan when npos == 0."""
+    if npos == 0:
+        return float("nan")
+    if not len(matches):
         return 0.0
+    tp = np.array([m[1] for m in sorted(matches, key=lambda m: -m[0])], dtype=np.float64)
     ctp = np.cumsum(tp)
     rec = ctp / npos
-    prec = ctp / np.arange(1, len(flat) + 1)
+    prec = ctp / np.arange(1, len(tp) + 1)
     mrec = np.concatenate([[0.0], rec, [1.0]])
     mpre = np.concatenate([[0.0], prec, [0.0]])
     for i in range(len(mpre) - 2, -1, -1):
         mpre[i] = max(mpre[i], mpre[i + 1])
     idx = np.nonzero(mrec[1:] != mrec[:-1])[0]
     return float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
+
+
+def average_precision(gt, dets, iou_thr: float = 0.5) -> float:
+    """AP of one class over a sequence (VOC all-point interpolation); see
+    :func:`match_detections`.  Returns nan when there is no ground truth box.
+    """
+    return ap_from_matches(sum(len(g) for g in gt), match_detections(gt, dets, iou_thr))
 
 
 def map_50_95(gt, dets) -> float:

@@ -66,6 +66,24 @@ def build_cache(codec, data, n_q, base, rng, log, batch=16):
     return torch.cat(xs), torch.tensor(qs), tg
 
 
+def shift_batch(rng, *ts, max_shift=3):
+    """Same random translation by whole latent cells (16 px) of every tensor, zero fill."""
+    dy, dx = (int(v) for v in rng.integers(-max_shift, max_shift + 1, 2))
+    out = []
+    for t in ts:
+        t = torch.roll(t, (dy, dx), dims=(2, 3))
+        if dy > 0:
+            t[:, :, :dy] = 0
+        elif dy < 0:
+            t[:, :, dy:] = 0
+        if dx > 0:
+            t[:, :, :, :dx] = 0
+        elif dx < 0:
+            t[:, :, :, dx:] = 0
+        out.append(t)
+    return out
+
+
 def decode_float(out: torch.Tensor, stride=16, score_min=-4.0, max_det=100):
     """Float mirror of the normative detection output (10.8.2), for monitoring."""
     o = out.detach().numpy()
@@ -121,6 +139,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--shift", type=int, default=3, help="random translation of the latent by up to N cells")
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)
@@ -144,7 +164,7 @@ def main(argv=None):
     h, w = X.shape[2:]
     heat, reg, mask = make_targets(G, h, w)
     head = FaceHead(FaceHeadConfig())
-    opt = torch.optim.Adam(head.parameters(), lr=a.lr)
+    opt = torch.optim.AdamW(head.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     t0 = time.time()
     acc = 0.0
     for step in range(1, a.steps + 1):
@@ -152,8 +172,11 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr
         idx = torch.from_numpy(rng.integers(0, len(X), a.batch))
-        out = head(X[idx].float())
-        loss = loss_fn(out, heat[idx], reg[idx], mask[idx])
+        xb, hb, rb, mb = X[idx].float(), heat[idx], reg[idx], mask[idx]
+        if a.shift:
+            xb, hb, rb, mb = shift_batch(rng, xb, hb, rb, mb, max_shift=a.shift)
+        out = head(xb)
+        loss = loss_fn(out, hb, rb, mb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), 5.0)
