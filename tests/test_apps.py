@@ -88,7 +88,7 @@ def test_corrupt_stream_one_line_error_fast(tmp_path):
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in r.stderr
         assert "bit " in lines[0] and ("unit_length" in lines[0] or "sps_" in lines[0] or "unit" in lines[0])
-        assert dt < 5  # includes interpreter start-up; the decode itself is milliseconds
+        assert dt < 20  # no hang; includes interpreter start-up (seconds on a loaded machine), the decode is ms
 
 
 def test_corruption_everywhere_gives_bitstream_error_or_mismatch(tmp_path):
