@@ -38,6 +38,9 @@ from refsw.options import ENCODER_OPTIONS  # noqa: E402
 from refsw.picture import Picture, read_png  # noqa: E402
 
 QUALITIES = [0, 9, 18, 27, 36, 45, 54, 63]
+# anchor rate points whose PSNR range overlaps the learned codec's (BD needs overlap)
+LOW_ANCHOR_POINTS = {"JpegQualities": "1,2,5,10,15,20", "HevcQPs": "37,40,43,46,50",
+                     "VvcQPs": "42,45,48,51,54,57"}
 
 
 def load_images(spec: str, max_images: int):
@@ -134,6 +137,9 @@ def main(argv=None):
     ap.add_argument("--anchors", default="jpeg,hevc,vvc")
     ap.add_argument("--quick", action="store_true", help="2 images, 4 quality points")
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "bench_intra"), help="CTC output folder")
+    ap.add_argument("--anchor-points", choices=("low", "ctc"), default="low",
+                    help="low: anchor rate points lowered so that their PSNR range overlaps the learned "
+                         "codec's (%(default)s); ctc: the rate points of ctc/ai.cfg")
     a = ap.parse_args(argv)
     qs = QUALITIES[::2] + [63] if a.quick else QUALITIES
     imgs = load_images(a.images, 2 if a.quick else a.max_images)
@@ -160,11 +166,16 @@ def main(argv=None):
                "--out", out, "--no-progress", "--MsSsim", "0"]
         if a.images != "skimage":
             cmd += ["--TestSet", a.images]
+        if a.anchor_points == "low":
+            for k, v in LOW_ANCHOR_POINTS.items():
+                cmd += [f"--{k}", v]
         if a.quick:
             cmd += ["--QualityPoints", ",".join(map(str, qs))]
         r = subprocess.run(cmd, capture_output=True, text=True)
         line = next((x for x in r.stdout.splitlines() if x.startswith("Overall BD-rate")), None)
-        print(f"vs {anc}: {line or 'failed: ' + (r.stderr.strip().splitlines() or ['?'])[-1]}")
+        pts = {"jpeg": "JpegQualities", "hevc": "HevcQPs", "vvc": "VvcQPs"}.get(anc)
+        where = f" (anchor points {LOW_ANCHOR_POINTS[pts]})" if a.anchor_points == "low" and pts else ""
+        print(f"vs {anc}{where}: {line or 'failed: ' + (r.stderr.strip().splitlines() or ['?'])[-1]}")
         summary[anc] = line
     t, bpp = decode_time_768x512()
     print(f"decode 768x512 (bit-exact, float64 path, {torch.get_num_threads()} threads): {t:.3f} s at {bpp:.3f} bpp")

@@ -32,10 +32,16 @@ def cache_dir() -> str:
 
 
 def default_video_path() -> str:
-    """Default video of the inner-codec coding mode (Track 2), prepared on first use:
-    ``ffmpeg -i carphone_pristine.mp4 -frames:v 33 -pix_fmt yuv420p -f rawvideo``,
+    """Default video of the inner-codec coding mode (Track 2): the first 33
+    Carphone frames (see :func:`carphone_y4m`)."""
+    return carphone_y4m(33, DEFAULT_VIDEO_SAMPLES_SHA256, DEFAULT_VIDEO)
+
+
+def carphone_y4m(frames: int, samples_sha256: str, name: str) -> str:
+    """The first ``frames`` frames of Carphone, prepared on first use in the cache:
+    ``ffmpeg -threads 1 -i carphone_pristine.mp4 -frames:v N -pix_fmt yuv420p -f rawvideo``,
     checked against the SHA-256 of its samples, written as y4m (30000:1001)."""
-    out = os.path.join(cache_dir(), "content", DEFAULT_VIDEO)
+    out = os.path.join(cache_dir(), "content", name)
     if os.path.exists(out):
         return out
     from .ctc.ffmpeg import find_ffmpeg
@@ -48,16 +54,16 @@ def default_video_path() -> str:
                            f"(or refsw[ctc]), or give an input with -i ({e})")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     raw = out + ".tmp.yuv"
-    cmd = [find_ffmpeg(), "-v", "error", "-y", "-i", src, "-frames:v", "33", "-pix_fmt", "yuv420p",
-           "-f", "rawvideo", raw]
+    cmd = [find_ffmpeg(), "-v", "error", "-y", "-threads", "1", "-i", src, "-frames:v", str(frames),
+           "-pix_fmt", "yuv420p", "-f", "rawvideo", raw]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        raise ContentError(f"preparing the default video failed: {' '.join(cmd)}: {r.stderr.strip()[-300:]}")
+        raise ContentError(f"preparing {name} failed: {' '.join(cmd)}: {r.stderr.strip()[-300:]}")
     got = _sha256(raw)
-    if got != DEFAULT_VIDEO_SAMPLES_SHA256:
+    if got != samples_sha256:
         os.remove(raw)
-        raise ContentError(f"default video from {src}: samples sha256 {got}, expected "
-                           f"{DEFAULT_VIDEO_SAMPLES_SHA256} (ffmpeg decoded the clip differently)")
+        raise ContentError(f"{name} from {src}: samples sha256 {got}, expected "
+                           f"{samples_sha256} (ffmpeg decoded the clip differently)")
     tmp = out + ".tmp.y4m"
     with Y4mWriter(tmp, 176, 144, "420", 8, fps=(30000, 1001)) as w:
         for pic in YuvReader(raw, 176, 144, "420", 8):

@@ -4,7 +4,6 @@ These tests do not need the shipped weights: they integerise a randomly
 initialised model of the registered architecture, so they check the
 normative machinery (integer layers, entropy coding, syntax), not RD.
 """
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,40 +12,22 @@ import torch
 from refsw.cfg import parse
 from refsw.decoder import Decoder
 from refsw.encoder import Encoder
-from refsw.models import registry
-from refsw.models.io import export_npz
-from refsw.nn import convert
 from refsw.nn.intnet import IntLayer, IntNetError, check_bounds, run
 from refsw.options import ENCODER_OPTIONS
 from refsw.picture import Picture
 from syntax.errors import BitstreamError
 from syntax.units import parse_units
-import refsw.tools.learned_intra as li
+from conftest import random_codec, synthetic_rgb
 
 
 @pytest.fixture(scope="module")
 def random_model(tmp_path_factory):
-    d = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    m = registry.build_model(1)
-    export_npz(m, str(d / "m.npz"))
-    x = torch.rand(1, 3, 64, 64)
-    np.savez(d / "m_int.npz", **convert.integerize(m, [x], qualities=[0, 63]))
-    old = registry.REGISTRY[1]
-    registry.REGISTRY[1] = replace(old, weights=str(d / "m.npz"))
-    li.int_model.cache_clear()
-    li.float_model.cache_clear()
-    yield
-    registry.REGISTRY[1] = old
-    li.int_model.cache_clear()
-    li.float_model.cache_clear()
+    with random_codec(tmp_path_factory.mktemp("model")):
+        yield
 
 
 def _pic(w=70, h=45, seed=1):
-    rng = np.random.default_rng(seed)
-    base = np.linspace(0, 255, w)[None, :] * np.linspace(0.3, 1, h)[:, None]
-    planes = [np.clip(base + rng.normal(0, 20, (h, w)) + 30 * c, 0, 255).astype(np.uint16) for c in range(3)]
-    return Picture(planes, "444", 8, "rgb")
+    return synthetic_rgb(w, h, seed)
 
 
 def _encode(pic, *args):

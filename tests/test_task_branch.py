@@ -11,49 +11,38 @@ from refsw.cfg import parse
 from refsw.decoder import Decoder
 from refsw.encoder import Encoder, EncoderError
 from refsw.models import registry
-from refsw.models.io import export_npz
 from refsw.models.task_face import FaceHead, make_targets
 from refsw.models.task_io import save_branch
 from refsw.nn import convert
 from refsw.options import ENCODER_OPTIONS
-from refsw.picture import Picture
 from refsw.threads import set_threads
 from syntax import hls
 from syntax.errors import BitstreamError
 from syntax.rw import Struct
-import refsw.tools.learned_intra as li
 import refsw.tools.task_branch as tb
+from conftest import random_codec, synthetic_rgb
 
 
 @pytest.fixture(scope="module")
 def random_models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    m = registry.build_model(1)
-    export_npz(m, str(d / "m.npz"))
-    np.savez(d / "m_int.npz", **convert.integerize(m, [torch.rand(1, 3, 64, 64)], qualities=[0, 63]))
-    head = FaceHead()
-    with torch.no_grad():
-        head.t_s[-1].bias[0] = 2.0          # many candidates: exercises ordering and NMS
-    save_branch(head, str(d / "b.npz"))
-    np.savez(d / "b_int.npz", **convert.integerize_branch(head, str(d / "m_int.npz")))
-    old_m, old_b = registry.REGISTRY[1], registry.TASK_BRANCHES[(1, 1)]
-    registry.REGISTRY[1] = replace(old_m, weights=str(d / "m.npz"))
-    registry.TASK_BRANCHES[(1, 1)] = replace(old_b, weights=str(d / "b.npz"))
-    caches = (li.int_model, li.float_model, tb.int_branch)
-    for c in caches:
-        c.cache_clear()
-    yield
-    registry.REGISTRY[1], registry.TASK_BRANCHES[(1, 1)] = old_m, old_b
-    for c in caches:
-        c.cache_clear()
+    with random_codec(d) as codec_int:
+        torch.manual_seed(0)
+        head = FaceHead()
+        with torch.no_grad():
+            head.t_s[-1].bias[0] = 2.0          # many candidates: exercises ordering and NMS
+        save_branch(head, str(d / "b.npz"))
+        np.savez(d / "b_int.npz", **convert.integerize_branch(head, str(codec_int)))
+        old = registry.TASK_BRANCHES[(1, 1)]
+        registry.TASK_BRANCHES[(1, 1)] = replace(old, weights=str(d / "b.npz"))
+        tb.int_branch.cache_clear()
+        yield
+        registry.TASK_BRANCHES[(1, 1)] = old
+        tb.int_branch.cache_clear()
 
 
 def _pic(w=130, h=67, seed=1):
-    rng = np.random.default_rng(seed)
-    base = np.linspace(0, 255, w)[None, :] * np.linspace(0.3, 1, h)[:, None]
-    planes = [np.clip(base + rng.normal(0, 20, (h, w)) + 30 * c, 0, 255).astype(np.uint16) for c in range(3)]
-    return Picture(planes, "444", 8, "rgb")
+    return synthetic_rgb(w, h, seed)
 
 
 def _encode(pic, *args):

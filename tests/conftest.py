@@ -1,0 +1,39 @@
+"""Shared test helpers: a small random learned codec registered as model 1."""
+import contextlib
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from refsw.models import registry
+from refsw.models.io import export_npz
+from refsw.nn import convert
+from refsw.picture import Picture
+import refsw.tools.learned_intra as li
+
+
+@contextlib.contextmanager
+def random_codec(d):
+    """Register a randomly initialised, integerised model 1 (weights in folder d)."""
+    torch.manual_seed(0)
+    m = registry.build_model(1)
+    export_npz(m, str(d / "m.npz"))
+    np.savez(d / "m_int.npz", **convert.integerize(m, [torch.rand(1, 3, 64, 64)], qualities=[0, 63]))
+    old = registry.REGISTRY[1]
+    registry.REGISTRY[1] = replace(old, weights=str(d / "m.npz"))
+    li.int_model.cache_clear()
+    li.float_model.cache_clear()
+    try:
+        yield d / "m_int.npz"
+    finally:
+        registry.REGISTRY[1] = old
+        li.int_model.cache_clear()
+        li.float_model.cache_clear()
+
+
+def synthetic_rgb(w, h, seed=1):
+    """A ramp with noise: 8-bit RGB test content."""
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 255, w)[None, :] * np.linspace(0.3, 1, h)[:, None]
+    planes = [np.clip(base + rng.normal(0, 20, (h, w)) + 30 * c, 0, 255).astype(np.uint16) for c in range(3)]
+    return Picture(planes, "444", 8, "rgb")
