@@ -96,6 +96,14 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true")
     a, rest = ap.parse_known_args(argv)
 
+    eval_png = os.path.join(ROOT, "out", "face_data", "eval_png")
+    if not any("TestSetRoot" in x for x in rest) and not os.path.isdir(eval_png):
+        # the evaluation set is generated from wheel content, not shipped (ctc/testsets/face.json)
+        cmd = [sys.executable, "-m", "refsw.tasks.face_data", "--split", "eval", "--n", "120", "--seed", "2",
+               "--out", os.path.join(ROOT, "out", "face_data", "eval.npz"), "--write-png", eval_png]
+        print("$ " + " ".join(cmd), flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+
     from refsw.ctc.conditions import parse_condition
     from refsw.ctc.runner import load_and_prepare
     over = dict(QUICK) if a.quick else {}
