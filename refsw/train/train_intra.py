@@ -129,15 +129,17 @@ def write_card(path, model, args, step, train_seconds, rows, base_rows, train_fi
     ke = model.encoder_kmac_per_pixel()
     L = []
     L.append(f"# Model card: {cfg.name} (sps_model_id {cfg.model_id})\n")
-    L.append("Learned intra codec, float weights (decoder to be integerised later). "
+    L.append("Learned intra codec, float weights; the normative integer decoder data "
+             "(intra_v1_int.npz) comes from `python -m refsw.nn.convert`. "
              "Design notes: docs/models/intra_v1.md. File: refsw/data/models/intra_v1.npz "
              "(numpy .npz, no pickle; layout in refsw/models/io.py).\n")
     L.append("## Training\n")
     L.append(f"- steps: {step} (batch {args.batch}, crop {args.crop}x{args.crop}, Adam lr {args.lr:g}, "
              f"time-based schedule, budget {args.time_budget:.0f} s)")
     L.append(f"- wall time (training loop incl. periodic evaluation): {train_seconds:.0f} s "
-             f"({train_seconds / 3600:.2f} h) on this machine, 1 CPU thread, torch {torch.__version__}")
-    L.append(f"- command: `{' '.join(['python -m refsw.train.train_intra'] + sys.argv[1:])}`")
+             f"({train_seconds / 3600:.2f} h, cumulative over resumed runs) on this machine, "
+             f"{args.threads} CPU thread(s) in the last run, torch {torch.__version__}")
+    L.append(f"- command (last run): `{' '.join(['python -m refsw.train.train_intra'] + sys.argv[1:])}`")
     L.append(f"- loss: bpp + lambda*255^2*MSE (RGB in [0,1]); lambdas per operating point: "
              f"{', '.join(f'{l:g}' for l in cfg.lambdas)}; base-only aux weight {args.base_weight:g}")
     L.append(f"- complexity (kMAC per pixel): decoder h_s {kd['h_s']:.2f} + g_s {kd['g_s']:.2f}; "
