@@ -156,3 +156,27 @@ def test_parse_units_lists_units(tmp_path, capsys):
     assert run_app("p", parse_main, ["--units", str(tmp_path / "s.bin")]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[4] for line in out] == ["SPS", "PH", "PCM", "DPH", "EOS"]
+
+
+def test_decode_task_branch_writes_json(tmp_path, capsys):
+    """refsw-decode --task face with the shipped model: JSON out, no picture, errors in one line."""
+    import json
+    p, _ = _small_png(tmp_path, 70, 45)
+    s = tmp_path / "s.bin"
+    assert run_app("e", encode_main, ["--CodingMode", "learned", "-q", "20", "-i", str(p), "-o", str(s)]) == 0
+    out = tmp_path / "faces.json"
+    assert run_app("d", decode_main, ["-b", str(s), "--task", "face", "-o", str(out)]) == 0
+    j = json.loads(out.read_text())
+    assert j["task"] == "face" and (j["width"], j["height"]) == (70, 45) and isinstance(j["detections"], list)
+    for d in j["detections"]:
+        x0, y0, x1, y1 = d["box"]
+        assert 0 <= x0 < x1 <= 70 and 0 <= y0 < y1 <= 45 and 0 < d["score"] < 1
+    capsys.readouterr()
+    assert run_app("d", decode_main, ["-b", str(s), "--task", "eyes"]) == 1
+    assert "no task branch 'eyes'" in capsys.readouterr().err
+    s0 = tmp_path / "s0.bin"
+    assert run_app("e", encode_main, ["--CodingMode", "learned", "--TaskBranches", "none", "-i", str(p),
+                                      "-o", str(s0)]) == 0
+    capsys.readouterr()
+    assert run_app("d", decode_main, ["-b", str(s0), "--task", "face"]) == 2
+    assert "sps_task_branch_id" in capsys.readouterr().err
