@@ -221,16 +221,16 @@ class Decoder:
 
     def _finish(self, cp: CodedPicture):
         mode = cp.ph.ph_pic_coding_mode
+        if self.task is not None:
+            from .tools.task_branch import decode_task_picture
+            res = decode_task_picture(self, cp, self.task)
+            self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, None, "off", task=res))
+            return
         if mode in SEQUENCE_DECODERS:
             if self.pending and self.pending[0].ph.ph_pic_coding_mode != mode:
                 raise _err("pictures of different sequence-level coding modes in one coded sequence",
                            cp.ph_unit, element="ph_pic_coding_mode", clause="8.1")
             self.pending.append(cp)
-            return
-        if self.task is not None:
-            from .tools.task_branch import decode_task_picture
-            res = decode_task_picture(self, cp, self.task)
-            self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, None, "off", task=res))
             return
         fn = PICTURE_DECODERS.get(mode)
         if fn is None:

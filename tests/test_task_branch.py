@@ -1,5 +1,6 @@
 """Task-branch decoding (10.8) with small random models: exactness, the
 detection-output process, extraction and errors."""
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -8,6 +9,7 @@ import torch
 
 from refsw.apps.extract import extract
 from refsw.cfg import parse
+from refsw.conformance import suite_dir
 from refsw.decoder import Decoder
 from refsw.encoder import Encoder, EncoderError
 from refsw.models import registry
@@ -116,6 +118,10 @@ def test_errors(random_models, tmp_path):
     c, _ = parse(["--CodingMode", "pcm"], ENCODER_OPTIONS)
     with pytest.raises(BitstreamError, match="learned pictures"):
         _dets(Encoder(c).encode([pic]))
+    # sequence-level coding modes (inner codec) are refused before their decoding runs
+    with open(os.path.join(suite_dir(), "streams", "inner_hevc_ra_none.bin"), "rb") as f:
+        with pytest.raises(BitstreamError, match="learned pictures"):
+            _dets(f.read())
 
 
 def test_sps_branch_layers_bounded(random_models):
