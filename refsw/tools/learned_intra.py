@@ -167,9 +167,10 @@ def _es(subs: RansSubstreams) -> Struct:
                   es_escape_data=subs.escape_data)
 
 
-@register_picture_decoder(hls.LEARNED_MODE)
-def decode_learned_picture(dec, cp: CodedPicture) -> Picture:
-    """Clause 8.2: learned intra picture."""
+def learned_picture_units(cp: CodedPicture):
+    """Checks common to every decoding of a learned picture (8.2, 10.1): the
+    model, its coded size, one HYPER unit.  Returns (model, H, W, HYPER unit,
+    LATENT units)."""
     sps = cp.sps
     _check_sps(sps, f"unit {cp.ph_unit.index}")
     m = int_model(sps.sps_model_id)
@@ -184,14 +185,21 @@ def decode_learned_picture(dec, cp: CodedPicture) -> Picture:
         raise BitstreamError(f"a learned picture has {len(hyp)} HYPER units", element="unit_type", clause="8.2",
                              where=f"unit {cp.ph_unit.index}",
                              shall="A learned picture shall contain exactly one HYPER unit")
-    lats = cp.units_of(hls.UT_LATENT)
+    return m, H, W, hyp[0], cp.units_of(hls.UT_LATENT)
+
+
+@register_picture_decoder(hls.LEARNED_MODE)
+def decode_learned_picture(dec, cp: CodedPicture) -> Picture:
+    """Clause 8.2: learned intra picture."""
+    sps = cp.sps
+    m, H, W, hyp, lats = learned_picture_units(cp)
     layers = sorted(u.unit_layer_id for u in lats)
     if layers != list(range(len(layers))) or not layers:
         raise BitstreamError(f"latent layers {layers}: layers 0..L shall each be present once",
                              element="unit_layer_id", clause="8.2", where=f"unit {cp.ph_unit.index}")
     path = "int64" if dec.reference else "float64"
     dev = _device(dec)
-    y_hat = decode_latents(m, sps, hyp[0], lats, cp.ph.ph_quality_idx, H, W, path, dev)
+    y_hat = decode_latents(m, sps, hyp, lats, cp.ph.ph_quality_idx, H, W, path, dev)
     x = m.synthesis(y_hat, cp.ph.ph_quality_idx, path)[0].cpu().numpy().astype(np.uint16)
     return _output_picture(x, sps)
 

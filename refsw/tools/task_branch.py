@@ -32,7 +32,7 @@ from syntax import hls
 from syntax.errors import BitstreamError
 
 from ..nn.intnet import check_bounds, from_npz, requant, run
-from .learned_intra import IN_CLIP, LAT_MAX, _check_sps, _device, decode_latents, int_model
+from .learned_intra import IN_CLIP, LAT_MAX, _device, decode_latents, learned_picture_units
 
 
 @dataclass
@@ -143,26 +143,17 @@ def decode_task_picture(dec, cp, task: str) -> TaskOutput:
         raise BitstreamError(f"task branch decoding needs learned pictures (ph_pic_coding_mode "
                              f"{cp.ph.ph_pic_coding_mode})", element="ph_pic_coding_mode", clause="10.8",
                              where=where)
-    _check_sps(sps, where)
-    m = int_model(sps.sps_model_id)
+    m, H, W, hyp, lats = learned_picture_units(cp)
     br = int_branch(sps.sps_model_id, task)
     n = signalled_layers(sps, br.entry.branch_id)
-    H, W = sps.sps_pic_height_in_luma_samples, sps.sps_pic_width_in_luma_samples
-    if H % m.total_stride or W % m.total_stride:
-        raise BitstreamError(f"coded size {W}x{H} is not a multiple of {m.total_stride}",
-                             element="sps_pic_width_in_luma_samples", clause="10.1")
-    hyp = cp.units_of(hls.UT_HYPER)
-    if len(hyp) != 1:
-        raise BitstreamError(f"a learned picture has {len(hyp)} HYPER units", element="unit_type", clause="8.2",
-                             where=where)
-    lats = [u for u in cp.units_of(hls.UT_LATENT) if u.unit_layer_id < n]
+    lats = [u for u in lats if u.unit_layer_id < n]
     if sorted(u.unit_layer_id for u in lats) != list(range(n)):
         raise BitstreamError(f"task branch {br.entry.name} needs latent layers 0..{n - 1}; present: "
                              f"{sorted(u.unit_layer_id for u in lats)}", element="unit_layer_id",
                              clause="10.8", where=where)
     path = "int64" if dec.reference else "float64"
     q = cp.ph.ph_quality_idx
-    y_hat = decode_latents(m, sps, hyp[0], lats, q, H, W, path, _device(dec))
+    y_hat = decode_latents(m, sps, hyp, lats, q, H, W, path, _device(dec))
     c_n = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)[n]
     v = branch_map(m, br, y_hat, q, c_n, path)[0].cpu().numpy()
     out_w, out_h = hls.output_size(sps)
