@@ -308,9 +308,7 @@ def _run_branch(branch: str, model_id: int, data: bytes, bitstream: str) -> dict
     dt = time.perf_counter() - t0
     with open(bitstream[:-4] + ".base.bin", "wb") as f:
         f.write(sub)
-    # 10.8.2 output: 1/256 luma sample, v0 = logit * 256
-    dets = [[(x0 / 256, y0 / 256, x1 / 256, y1 / 256, 1 / (1 + math.exp(-v0 / 256)))
-             for x0, y0, x1, y1, v0 in d.task.detections] for d in out]
+    dets = [d.task.boxes() for d in out]
     return {"bits_base": 8 * len(sub), "branch_dec_time": dt, "branch_dets": dets,
             "branch_cmd": [f"refsw.apps.extract.extract(data, {top}); "
                            f"refsw.decoder.Decoder(task={branch!r}).decode(sub)"]}

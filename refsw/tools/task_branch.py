@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -43,11 +44,15 @@ class TaskOutput:
     height: int
     detections: list        # [(x0, y0, x1, y1, v0)], coordinates in 1/256 luma sample
 
+    def boxes(self) -> list:
+        """[(x0, y0, x1, y1, score)] in luma samples; score = 1 / (1 + e^(-v0/256)) (informative)."""
+        return [(x0 / 256, y0 / 256, x1 / 256, y1 / 256, 1 / (1 + math.exp(-v0 / 256)))
+                for x0, y0, x1, y1, v0 in self.detections]
+
     def to_json(self, poc: int) -> dict:
         return {"poc": poc, "task": self.branch, "width": self.width, "height": self.height,
-                "detections": [{"box": [c / 256 for c in d[:4]], "logit": d[4] / 256,
-                                "score": round(float(1 / (1 + np.exp(-d[4] / 256))), 6)}
-                               for d in self.detections]}
+                "detections": [{"box": list(b[:4]), "logit": d[4] / 256, "score": round(b[4], 6)}
+                               for b, d in zip(self.boxes(), self.detections)]}
 
     def canonical(self) -> bytes:
         """Integer form for hashing (conformance): one line per detection."""

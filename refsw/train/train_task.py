@@ -25,7 +25,7 @@ import torch
 from refsw.models.registry import MODELS_DIR, find_task_branch, load_model
 from refsw.models.task_face import FaceHead, FaceHeadConfig, loss_fn, make_targets
 from refsw.models.task_io import save_branch
-from refsw.tasks.evaluate import average_precision
+from refsw.tasks.evaluate import average_precision, iou
 
 
 def base_input(codec, x: torch.Tensor, q: float, base: int) -> torch.Tensor:
@@ -84,8 +84,9 @@ def shift_batch(rng, *ts, max_shift=3):
     return out
 
 
-def decode_float(out: torch.Tensor, stride=16, score_min=-4.0, max_det=100):
+def decode_float(out: torch.Tensor, cfg: FaceHeadConfig):
     """Float mirror of the normative detection output (10.8.2), for monitoring."""
+    stride, score_min, max_det = cfg.stride, cfg.score_min, cfg.max_detections
     o = out.detach().numpy()
     res = []
     for b in range(o.shape[0]):
@@ -97,21 +98,12 @@ def decode_float(out: torch.Tensor, stride=16, score_min=-4.0, max_det=100):
             w, h = stride * max(w, 1 / 256), stride * max(h, 1 / 256)
             cx, cy = stride * (j + 0.5 + dx), stride * (i + 0.5 + dy)
             d = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, -neg)
-            if all(_iou(d, k) <= 0.5 for k in kept):
+            if all(iou(d, k) <= cfg.nms_iou for k in kept):
                 kept.append(d)
             if len(kept) == max_det:
                 break
         res.append(kept)
     return res
-
-
-def _iou(a, b):
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
 def evaluate(head, codec, data, qs, base):
@@ -122,7 +114,7 @@ def evaluate(head, codec, data, qs, base):
         dets = []
         for s in range(0, len(x), 16):
             with torch.no_grad():
-                dets += decode_float(head(base_input(codec, x[s:s + 16], q, base)))
+                dets += decode_float(head(base_input(codec, x[s:s + 16], q, base)), head.cfg)
         res[q] = average_precision(data["gt"], dets, 0.5)
     head.train()
     return res
