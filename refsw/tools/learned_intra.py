@@ -214,24 +214,30 @@ def float_model(model_id: int):
     return load_model(model_id)
 
 
-def analyse(model, pic: Picture, q: int):
-    """Encoder analysis: z_hat and the gained latent y (float) of a padded picture."""
+def analyse(model, pic: Picture, q: int, refine: int = 0, valid_hw=None):
+    """Encoder analysis: z_hat and the gained latent y (float) of a padded picture.
+
+    refine > 0: that many iterations of latent RD optimisation (latent_rdo.py)."""
     x = torch.from_numpy(np.stack(pic.planes).astype(np.float32) / 255.0)[None]
     qq = torch.tensor([float(q)])
     with torch.no_grad():
         gE, gD, zE, zD, lgE = model.gains(qq)
         y = model.analysis(x)
         z = model.h_a(y) * zE
-        S = model.cfg.z_support
-        z_hat = torch.round(z).clamp(-S, S).to(torch.int64)
         y_g = y * gE
+    if refine > 0:
+        from .latent_rdo import refine_latents
+        y_g, z = refine_latents(model, x, y_g, z, q, refine, valid_hw)
+    S = model.cfg.z_support
+    z_hat = torch.round(z).clamp(-S, S).to(torch.int64)
     return z_hat, y_g
 
 
 def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
     m = int_model(sps.sps_model_id)
     model = float_model(sps.sps_model_id)
-    z_hat, y_g = analyse(model, pic, q)
+    valid_hw = (pic.height - sps.sps_conf_win_bottom_offset, pic.width - sps.sps_conf_win_right_offset)
+    z_hat, y_g = analyse(model, pic, q, getattr(enc.cfg, "LatentRefine", 0), valid_hw)
     mu, k = m.hyper_synthesis(z_hat, q)
     # the symbols are round(y) - mu: the encoder uses the decoder's integer means
     y_hat = torch.round(y_g).to(torch.int64).clamp(-IN_CLIP, IN_CLIP)

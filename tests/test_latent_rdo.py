@@ -1,0 +1,65 @@
+"""Encoder-side latent RD optimisation (refsw/tools/latent_rdo.py, non-normative)."""
+import numpy as np
+import torch
+
+from refsw.cfg import parse
+from refsw.content import default_image_path
+from refsw.decoder import Decoder
+from refsw.encoder import Encoder
+from refsw.picture import read_png
+from refsw.options import ENCODER_OPTIONS
+from refsw.picture import Picture
+from refsw.tools.latent_rdo import RdCost, refine_latents
+from refsw.tools.learned_intra import analyse, float_model
+
+
+def _crop(w=96, h=64):
+    pic = read_png(default_image_path())
+    return Picture([p[40:40 + h, 120:120 + w].copy() for p in pic.planes], "444", 8, "rgb")
+
+
+def _padded(pic, m=64):
+    H, W = (-pic.height) % m + pic.height, (-pic.width) % m + pic.width
+    planes = [np.pad(p, ((0, H - pic.height), (0, W - pic.width)), mode="edge") for p in pic.planes]
+    return Picture(planes, "444", 8, "rgb")
+
+
+def test_refinement_lowers_the_rd_cost():
+    model = float_model(1)
+    pic = _crop()
+    pp = _padded(pic)
+    x = torch.from_numpy(np.stack(pp.planes).astype(np.float32) / 255.0)[None]
+    for q in (0, 63):
+        with torch.no_grad():
+            gE, _, zE, _, _ = model.gains(torch.tensor([float(q)]))
+            y_g = model.analysis(x) * gE
+            z = model.h_a(y_g / gE) * zE
+        cost = RdCost(model, x, q, (pic.height, pic.width))
+        y2, z2 = refine_latents(model, x, y_g, z, q, 10, (pic.height, pic.width))
+        with torch.no_grad():
+            j0, j1 = float(cost(y_g, z)), float(cost(y2, z2))
+        assert j1 < j0, (q, j0, j1)
+        assert y2.shape == y_g.shape and z2.shape == z.shape
+    # iterations 0: analyse() returns g_a's latent unchanged
+    z0, y0 = analyse(model, pp, 20)
+    z1, y1 = analyse(model, pp, 20, refine=0)
+    assert torch.equal(y0, y1) and torch.equal(z0, z1)
+
+
+def test_refined_stream_conforms_and_differs():
+    pic = _crop(70, 45)
+    streams = {}
+    for it in (0, 6):
+        c, _ = parse(["--CodingMode", "learned", "-q", "30", "--LatentRefine", str(it)], ENCODER_OPTIONS)
+        streams[it] = Encoder(c).encode([pic])
+        out = Decoder().decode(streams[it])
+        assert out[0].hash_status == "match"
+        assert (out[0].picture.width, out[0].picture.height) == (70, 45)
+    assert streams[0] != streams[6]
+
+
+def test_latent_refine_option_range():
+    import pytest
+    from refsw.cfg import CfgError
+    with pytest.raises(CfgError, match="LatentRefine"):
+        parse(["--LatentRefine", "-1"], ENCODER_OPTIONS)
