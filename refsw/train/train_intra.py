@@ -14,6 +14,8 @@
 * Checkpoint (dict of tensors only, torch.save / torch.load(weights_only=True))
   every --ckpt-every seconds to OUT/ckpt.pt; periodic export of the weights to
   --export (npz) + model card (--card) with RD on --dev.
+* --recycle F [--recycle-every S]: re-initialise decoder units that fire on
+  fewer than a fraction F of positions (refsw/train/recycle.py).
 * QAT hook: --init-npz starts from exported weights; --freeze-encoder trains only
   h_s, g_s, gains and priors; set DecConv.fake_quant / ClippedReLU.fake_quant
   (refsw.models.intra) to fake-quantisation callables before training.
@@ -35,6 +37,7 @@ import torch
 from refsw.models.intra import ClippedReLU, IntraCodec, IntraConfig
 from refsw.models.io import export_npz, load_npz
 from refsw.train.eval_intra import evaluate, format_rows, list_images, load_image
+from refsw.train.recycle import recycle_dormant
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -217,6 +220,11 @@ def main(argv=None):
     ap.add_argument("--diverge-factor", type=float, default=2.5)
     ap.add_argument("--grad-leak", type=float, default=0.0,
                     help="straight-through gradient through the clipped regions of the decoder cReLU")
+    ap.add_argument("--recycle", type=float, default=0.0,
+                    help="re-initialise h_s/g_s units active on fewer than this fraction of positions "
+                         "(refsw/train/recycle.py); 0 = off")
+    ap.add_argument("--recycle-every", type=float, default=0.0,
+                    help="seconds between recycling passes (0 = once, at start)")
     ap.add_argument("--gain-lr-mult", type=float, default=10.0, help="lr multiplier of the gain tables")
     ap.add_argument("--reinit-zgain", action="store_true", help="reset z gain tables after loading")
     ap.add_argument("--lr-scale", type=float, default=None, help="override the lr scale stored in the checkpoint")
@@ -274,6 +282,16 @@ def main(argv=None):
     dev_files = list_images(args.dev) if args.dev and os.path.isdir(args.dev) else []
     dev_imgs = [load_image(f) for f in dev_files]
     log(f"{len(sampler.imgs)} training images, {len(dev_files)} dev images")
+
+    def do_recycle():
+        batches = [sampler.batch(args.batch) for _ in range(6)]
+        g = torch.Generator().manual_seed(int(rng.integers(1 << 30)))
+        rep = recycle_dormant(model, batches, threshold=args.recycle, generator=g)
+        log(f"recycled dormant decoder units (< {args.recycle:g} active): {rep or 'none'}")
+
+    if args.recycle > 0:
+        do_recycle()
+    last_recycle = time.time()
 
     def do_export(final=False):
         model.eval()
@@ -351,6 +369,9 @@ def main(argv=None):
                 if healthy and now - last_ckpt >= args.ckpt_every:
                     save_ckpt(ckpt, model, opt, step, train_seconds, lr_scale)
                     last_ckpt = time.time()
+        if args.recycle > 0 and args.recycle_every > 0 and now - last_recycle >= args.recycle_every:
+            do_recycle()
+            last_recycle = time.time()
         if now - last_export >= args.export_every:
             do_export()
             last_export = time.time()
