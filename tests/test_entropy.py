@@ -184,7 +184,7 @@ def test_search_and_lut_paths_agree():
 
 def test_many_tables_use_search():
     rng = np.random.default_rng(5)
-    K = 300
+    K = 600
     pmfs = [np.exp(-0.5 * (np.arange(-8, 9) / (0.5 + 0.02 * k)) ** 2) for k in range(K)]
     t = RansTables.from_pmfs([p / p.sum() * 0.999 for p in pmfs], offsets=[-8] * K)
     assert not t.use_lut()
@@ -430,3 +430,26 @@ def test_property_arbitrary_bytes(data, n):
     except BitstreamError:
         return
     assert out.shape == (n,)
+
+
+def test_mean_offset_tables_rebuild_and_split():
+    """9.3.2.1: the stored mean-offset set is what the procedure builds; 10.3
+    step 4 splits quarter-sample means into (mu_r, f) as the hand-computed values."""
+    from refsw.entropy.build_tables import build_gaussian_tables
+    from refsw.entropy.tables import GAUSSIAN_P16_M4_TABLE_SHA256, gaussian_tables
+    from refsw.tools.learned_intra import split_mean
+    t = gaussian_tables(2)
+    assert t.num_tables == 256 and t.checksum() == GAUSSIAN_P16_M4_TABLE_SHA256
+    assert build_gaussian_tables(2).checksum() == GAUSSIAN_P16_M4_TABLE_SHA256
+    mu_f = torch.tensor([-6, -3, -2, -1, 0, 1, 2, 5])
+    mu_r, f = split_mean(mu_f, 2)
+    assert mu_r.tolist() == [-1, -1, 0, 0, 0, 0, 1, 1]
+    assert f.tolist() == [0, 3, 0, 1, 2, 3, 0, 3]
+    assert torch.equal(4 * mu_r + f - 2, mu_f)             # mean = mu_r + (f - 2) / 4
+    # a mean of +1/4 (table 4k+3) puts more mass on +1 than on -1; d = 0 is symmetric
+    k = 12
+    p0, p3 = t.freqs(4 * k + 2), t.freqs(4 * k + 3)
+    c = -t.offsets[4 * k + 2]
+    assert p0[c - 1] == p0[c + 1] and p3[c + 1] > p3[c - 1]
+    with pytest.raises(ValueError):
+        gaussian_tables(1)

@@ -17,6 +17,12 @@ Procedure, for k = 0..63:
 4. Frequencies by the integer-fixing procedure of
    :func:`refsw.entropy.tables.quantize_pmf` (clause 9.3.3), P = 16.
 
+Mean-offset set (clause 9.3.2.1), F = 2**n mean positions per scale
+(``--mean-frac-bits n``, n >= 1): table t = k * F + f, f = 0..F-1, codes the
+values -(M_k + 1) .. M_k + 1 of X ~ N(d_f, s_k**2), d_f = (f - F/2) / F, with
+pmf P(v) = Phi((v + 1/2 - d_f) / s_k) - Phi((v - 1/2 - d_f) / s_k) (erfc form
+on the side of the smaller tail) and escape P(X < -M_k - 3/2) + P(X > M_k + 3/2).
+
 Float evaluation (Python's ``math.erfc``/``math.log2``, IEEE double) is used
 only here; the resulting integers are stored with their checksums.
 """
@@ -29,8 +35,7 @@ import sys
 
 import numpy as np
 
-from .tables import (GAUSSIAN_P16_FILE_SHA256, GAUSSIAN_P16_PATH,
-                     GAUSSIAN_P16_TABLE_SHA256, GAUSSIAN_TAIL_LOG2, PRECISION,
+from .tables import (GAUSSIAN_SETS, GAUSSIAN_TAIL_LOG2, PRECISION,
                      RansTables, gaussian_scales, quantize_pmf)
 
 _SQRT2 = math.sqrt(2.0)
@@ -57,35 +62,64 @@ def gaussian_pmf(scale: float, m: int) -> np.ndarray:
     return np.asarray(p, dtype=np.float64)
 
 
-def build_gaussian_tables() -> RansTables:
+def _bin_prob(a: float, b: float) -> float:
+    """P(a < X / (s sqrt 2) < b) * ... : Phi-difference of a bin from erfc, a < b
+    in units of s*sqrt(2), evaluated on the side of the smaller tail."""
+    if a >= 0:
+        return 0.5 * (math.erfc(a) - math.erfc(b))
+    if b <= 0:
+        return 0.5 * (math.erfc(-b) - math.erfc(-a))
+    return 1.0 - 0.5 * (math.erfc(-a) + math.erfc(b))
+
+
+def gaussian_pmf_offset(scale: float, m: int, d: float) -> np.ndarray:
+    """pmf of values -m..m under N(d, scale^2), followed by the escape probability."""
+    c = scale * _SQRT2
+    p = [_bin_prob((v - 0.5 - d) / c, (v + 0.5 - d) / c) for v in range(-m, m + 1)]
+    p.append(0.5 * math.erfc((m + 0.5 - d) / c) + 0.5 * math.erfc((m + 0.5 + d) / c))
+    return np.asarray(p, dtype=np.float64)
+
+
+def build_gaussian_tables(mean_frac_bits: int = 0) -> RansTables:
     scales = gaussian_scales()
+    F = 1 << mean_frac_bits
     freqs, offsets = [], []
     for s in scales:
         m = gaussian_support(float(s))
-        freqs.append(quantize_pmf(gaussian_pmf(float(s), m), PRECISION))
-        offsets.append(-m)
-    return RansTables.from_freqs(freqs, offsets, PRECISION, scales=scales)
+        if F == 1:
+            freqs.append(quantize_pmf(gaussian_pmf(float(s), m), PRECISION))
+            offsets.append(-m)
+            continue
+        for f in range(F):
+            d = (f - F // 2) / F
+            freqs.append(quantize_pmf(gaussian_pmf_offset(float(s), m + 1, d), PRECISION))
+            offsets.append(-(m + 1))
+    return RansTables.from_freqs(freqs, offsets, PRECISION, scales=np.repeat(scales, F))
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=GAUSSIAN_P16_PATH)
+    ap.add_argument("--mean-frac-bits", type=int, default=0, choices=(0, 2),
+                    help="0: the 64-table set; 2: the mean-offset set (256 tables, 4 mean positions)")
+    ap.add_argument("--out", default=None)
     ap.add_argument("--check", action="store_true",
                     help="rebuild and compare with the stored file instead of writing")
     a = ap.parse_args(argv)
-    t = build_gaussian_tables()
+    t = build_gaussian_tables(a.mean_frac_bits)
+    path, file_rec, table_rec = GAUSSIAN_SETS[a.mean_frac_bits]
+    out = a.out or path
     if a.check:
-        stored = RansTables.load(GAUSSIAN_P16_PATH)
+        stored = RansTables.load(path)
         same = stored.checksum() == t.checksum()
         print(f"rebuilt {t.checksum()} stored {stored.checksum()} "
-              f"expected {GAUSSIAN_P16_TABLE_SHA256}: {'identical' if same else 'DIFFERENT'}")
+              f"expected {table_rec}: {'identical' if same else 'DIFFERENT'}")
         return 0 if same else 1
-    t.save(a.out)
-    with open(a.out, "rb") as fh:
+    t.save(out)
+    with open(out, "rb") as fh:
         file_sha = hashlib.sha256(fh.read()).hexdigest()
-    print(f"wrote {a.out}")
-    print(f"file sha256  {file_sha} (recorded {GAUSSIAN_P16_FILE_SHA256})")
-    print(f"table sha256 {t.checksum()} (recorded {GAUSSIAN_P16_TABLE_SHA256})")
+    print(f"wrote {out}")
+    print(f"file sha256  {file_sha} (recorded {file_rec})")
+    print(f"table sha256 {t.checksum()} (recorded {table_rec})")
     print(f"supports M_k: {[-int(o) for o in t.offsets]}")
     return 0
 

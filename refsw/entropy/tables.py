@@ -65,10 +65,23 @@ _DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
                          "data", "entropy")
 GAUSSIAN_P16_PATH = os.path.join(_DATA_DIR, "gaussian_p16.npz")
 
+#: The mean-offset set (clause 9.3.2.1): 4 mean positions per scale, 256 tables.
+GAUSSIAN_P16_M4_PATH = os.path.join(_DATA_DIR, "gaussian_p16_m4.npz")
+GAUSSIAN_P16_M4_FILE_SHA256 = (
+    "f1913a2e2213f76c858843cc069ab42c6e6faf4c7280acbe722ca28d1516d9f5")
+GAUSSIAN_P16_M4_TABLE_SHA256 = (
+    "3226e98e0a7cfa6d23d1203aaa5a785516c6235a98d82529d856fad43f09ca78")
+
+#: mean_frac_bits -> (data file, file SHA-256, table SHA-256)
+GAUSSIAN_SETS = {
+    0: (GAUSSIAN_P16_PATH, GAUSSIAN_P16_FILE_SHA256, GAUSSIAN_P16_TABLE_SHA256),
+    2: (GAUSSIAN_P16_M4_PATH, GAUSSIAN_P16_M4_FILE_SHA256, GAUSSIAN_P16_M4_TABLE_SHA256),
+}
+
 #: Table sets whose direct slot lookup table (K * 2**16 bin indexes) fits in
 #: this many bytes use it; larger sets use a binary search instead.  Both give
 #: the same symbols (the choice is an implementation detail).
-LUT_MAX_BYTES = 32 << 20
+LUT_MAX_BYTES = 64 << 20
 
 
 def gaussian_scales() -> np.ndarray:
@@ -391,11 +404,14 @@ class RansTables:
         return t
 
 
-@lru_cache(maxsize=1)
-def gaussian_tables() -> RansTables:
-    """The normative Gaussian-conditional table set (64 scale indices, P = 16).
+@lru_cache(maxsize=2)
+def gaussian_tables(mean_frac_bits: int = 0) -> RansTables:
+    """A normative Gaussian-conditional table set, P = 16: 64 scale indices
+    (mean_frac_bits 0), or 64 x 4 (scale, mean position) tables (2, 9.3.2.1).
 
     Loaded from the data file; its SHA-256 and table checksum are verified.
     """
-    return RansTables.load(GAUSSIAN_P16_PATH, sha256=GAUSSIAN_P16_FILE_SHA256,
-                           table_sha256=GAUSSIAN_P16_TABLE_SHA256)
+    if mean_frac_bits not in GAUSSIAN_SETS:
+        raise ValueError(f"no Gaussian table set for {mean_frac_bits} mean fraction bits")
+    path, file_sha, table_sha = GAUSSIAN_SETS[mean_frac_bits]
+    return RansTables.load(path, sha256=file_sha, table_sha256=table_sha)

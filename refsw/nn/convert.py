@@ -30,6 +30,7 @@ WEIGHT_MAX = (1 << 14) - 1
 MULT_BITS = 14          # keeps |acc * mult| < 2^53: requantisation exact in float64 too
 IN_CLIP = 1 << 20          # latent symbols are clipped to +-2^20 before requantisation
 LAT_MAX = 1 << 15          # range of requantised latents / means
+MU_FRAC_BITS = 2           # means in units of 1/4 (10.2), coded with the mean-offset tables (9.3.2.1)
 
 
 def _shift_for(ratio_max: float, bits: int = MULT_BITS) -> int:
@@ -148,6 +149,7 @@ def integerize(model, calib_images, *, qualities=range(0, 64, 9)) -> dict:
     d["q.ls_mult"] = _mult(ls_ratio, ls_shift)
     d["q.ls_add"] = np.round(ls_off * (1 << ls_shift)).astype(np.int64)
     d["q.shifts"] = np.array([gd_shift, zd_shift, mu_shift, ls_shift], dtype=np.int64)
+    d["q.mu_frac_bits"] = np.array(MU_FRAC_BITS, dtype=np.int64)   # quarter-sample means (10.2)
     # factorised z tables (clause 9): per channel, values -z_support..z_support plus escape
     from refsw.entropy import RansTables
     S = cfg.z_support

@@ -57,6 +57,12 @@ class IntModel:
         self.ls_mult = z["q.ls_mult"]
         self.ls_add = z["q.ls_add"]
         self.gd_shift, self.zd_shift, self.mu_shift, self.ls_shift = (int(v) for v in z["q.shifts"])
+        # 10.2: fraction bits of the mean (0: integer means and the 64-table set;
+        # 2: quarter-sample means and the mean-offset set of 9.3.2.1)
+        self.mu_frac_bits = int(z["q.mu_frac_bits"]) if "q.mu_frac_bits" in z else 0
+        if self.mu_frac_bits not in (0, 2) or self.mu_shift <= self.mu_frac_bits:
+            raise ValueError(f"mu_frac_bits {self.mu_frac_bits} (shift {self.mu_shift}) is not supported")
+        self.y_tables = gaussian_tables(self.mu_frac_bits)
         self.z_tables = RansTables(offsets=z["z.offsets"], num_symbols=z["z.num_symbols"], cdf=z["z.cdf"])
         self.M = self.cfg["latent_channels"]
         self.Z = self.cfg["hyper_channels"]
@@ -85,14 +91,26 @@ class IntModel:
         x = requant(z_hat.clamp(-IN_CLIP, IN_CLIP), self.zd_mult[q], None, self.zd_shift, -LAT_MAX, LAT_MAX - 1)
         acc = run(self.hs, x, path, return_last_acc=True, cache=self.cache)
         M = self.M
-        mu = requant(acc[:, :M], self.mu_mult[q], None, self.mu_shift, -LAT_MAX, LAT_MAX - 1)
+        n = self.mu_frac_bits
+        mu = requant(acc[:, :M], self.mu_mult[q], None, self.mu_shift - n, -LAT_MAX << n, (LAT_MAX << n) - 1)
         k = requant(acc[:, M:], self.ls_mult, self.ls_add[q], self.ls_shift, 0, 63)
-        return mu, k
+        if n == 0:
+            return mu, k
+        mu_r, f = split_mean(mu, n)
+        return mu_r, (k << n) + f
 
     # -- 10.3 synthesis ---------------------------------------------------------
     def synthesis(self, y_hat: torch.Tensor, q: int, path="float64"):
         x = requant(y_hat.clamp(-IN_CLIP, IN_CLIP), self.gd_mult[q], None, self.gd_shift, -LAT_MAX, LAT_MAX - 1)
         return run(self.gs, x, path, cache=self.cache)
+
+
+def split_mean(mu_f: torch.Tensor, n: int):
+    """10.3 step 4: a mean in units of 2^-n -> (mu_r, f): mu_r the mean rounded
+    (half up) to an integer, f = 0..2^n - 1 its position, mean = mu_r + (f - 2^(n-1)) / 2^n."""
+    half = 1 << (n - 1)
+    mu_r = (mu_f + half) >> n
+    return mu_r, mu_f - (mu_r << n) + half
 
 
 @functools.lru_cache(maxsize=4)
@@ -144,7 +162,7 @@ def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64
     y_hat = mu.clone()
     chans = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)
     kk = k[0].cpu().numpy()
-    gt = gaussian_tables()
+    gt = m.y_tables
     for u in lat_units:
         layer = u.unit_layer_id
         c0, c1 = chans[layer], chans[layer + 1]
@@ -250,7 +268,7 @@ def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
              (hls.UT_HYPER, Struct(hyp_num_channels=m.Z,
                                    hyp_substream=_es(encode_substreams(z_hat[0].numpy(), zi, m.z_tables))), 0)]
     chans = m.layer_channels(num_layers)
-    gt = gaussian_tables()
+    gt = m.y_tables
     for layer in range(num_layers):
         c0, c1 = chans[layer], chans[layer + 1]
         subs = encode_substreams(sym[c0:c1], kk[c0:c1], gt)
