@@ -295,10 +295,10 @@ def encode_learned_picture(enc, pic: Picture, sps, poc):
     num_layers = sps.sps_num_latent_layers_minus1 + 1
     cfg = enc.cfg
     if cfg.TargetBpp > 0:
-        q = search_quality(enc, pic, sps, poc, cfg.TargetBpp, num_layers)
+        q, units, recon = search_quality(enc, pic, sps, poc, cfg.TargetBpp, num_layers)
     else:
         q = cfg.Quality
-    units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
+        units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
     enc.log.append(f"POC {poc:4d} quality {q}")
     return units, recon
 
@@ -314,19 +314,20 @@ def _units_bytes(units, sps):
 
 def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
     """Largest quality index whose picture rate is <= target (bisection; rate
-    increases with the quality index)."""
+    increases with the quality index); returns (q, units, recon) of that coding."""
     npix = (pic.width - sps.sps_conf_win_right_offset) * (pic.height - sps.sps_conf_win_bottom_offset)
     lo, hi = 0, 63
-    best = 0
+    best, coded = 0, {}
     while lo <= hi:
         mid = (lo + hi) // 2
-        units, _ = encode_learned(enc, pic, sps, poc, mid, num_layers=num_layers)
-        bpp = 8 * (_units_bytes(units, sps) + 56 * num_layers) / npix   # + DPH units (56 bytes each)
+        coded[mid] = encode_learned(enc, pic, sps, poc, mid, num_layers=num_layers)
+        bpp = 8 * (_units_bytes(coded[mid][0], sps) + 56 * num_layers) / npix   # + DPH units (56 bytes each)
         if bpp <= target_bpp:
             best, lo = mid, mid + 1
         else:
             hi = mid - 1
-    return best
+    units, recon = coded[best] if best in coded else encode_learned(enc, pic, sps, poc, best, num_layers=num_layers)
+    return best, units, recon
 
 
 CODED_SIZE_ALIGN["learned"] = 64
