@@ -2,7 +2,8 @@
 
 The rate is the *estimated actual* rate of the normative entropy coding model:
 
-* y: symbol s = round(y*gE) - round(mu), coded with the zero-mean Gaussian of
+* y: symbol s = round(y*gE) - mu_r, mu_r the mean rounded from its quarter-sample
+  value, coded with the Gaussian of mean d (the quarter position, 9.3.2.1) and
   the quantised scale index k (nearest of the 64 normative scales); the
   probability of s is floored at 2**-16 (table precision).
 * z: round(z*zE) clamped to [-S, S], coded with the integer CDF table
@@ -68,11 +69,13 @@ def code_estimate(model, x_u8: torch.Tensor, q: float, z_cdf: np.ndarray | None 
     bits_z = float((cfg.z_cdf_precision - torch.log2(freq.double())).sum())
 
     mu, log_sigma = model.hyper_decode(z_hat, zD, gE, lgE)
-    mu_r = torch.round(mu)
+    mu4 = torch.round(mu * 4)                   # quarter-sample mean (10.3 step 4)
+    mu_r = torch.floor((mu4 + 2) / 4)
+    d = ((mu4 - 4 * mu_r) / 4).double()         # mean position, table set 9.3.2.1
     k = scale_index(log_sigma)
     sig = index_to_scale(k)
     y_hat = torch.round(y * gE)
-    s = (y_hat - mu_r).double()
+    s = (y_hat - mu_r).double() - d
     p = _std_cdf((s.abs() * -1 + 0.5) / sig) - _std_cdf((-s.abs() - 0.5) / sig)
     p = p.clamp_min(2.0 ** -16)
     bits = -torch.log2(p)
