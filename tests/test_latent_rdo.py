@@ -5,7 +5,7 @@ import torch
 from refsw.cfg import parse
 from refsw.content import default_image_path
 from refsw.decoder import Decoder
-from refsw.encoder import Encoder
+from refsw.encoder import Encoder, pad_picture
 from refsw.picture import read_png
 from refsw.options import ENCODER_OPTIONS
 from refsw.picture import Picture
@@ -19,9 +19,7 @@ def _crop(w=96, h=64):
 
 
 def _padded(pic, m=64):
-    H, W = (-pic.height) % m + pic.height, (-pic.width) % m + pic.width
-    planes = [np.pad(p, ((0, H - pic.height), (0, W - pic.width)), mode="edge") for p in pic.planes]
-    return Picture(planes, "444", 8, "rgb")
+    return pad_picture(pic, pic.width + (-pic.width) % m, pic.height + (-pic.height) % m)
 
 
 def test_refinement_lowers_the_rd_cost():

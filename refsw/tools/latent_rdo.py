@@ -22,13 +22,10 @@ import math
 import torch
 
 from ..models.entropy_models import gaussian_likelihood
+from ..models.intra import _ste_round
 
 LR = 0.03          # Adam step on the gained latent (quantiser step 1)
 LR_FINAL = 0.1     # fraction of LR reached at the last iteration (cosine)
-
-
-def _ste_round(x):
-    return x + (torch.round(x) - x).detach()
 
 
 class RdCost:

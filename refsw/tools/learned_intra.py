@@ -60,9 +60,9 @@ class IntModel:
         # 10.2: fraction bits of the mean (0: integer means and the 64-table set;
         # 2: quarter-sample means and the mean-offset set of 9.3.2.1)
         self.mu_frac_bits = int(z["q.mu_frac_bits"]) if "q.mu_frac_bits" in z else 0
-        if self.mu_frac_bits not in (0, 2) or self.mu_shift <= self.mu_frac_bits:
-            raise ValueError(f"mu_frac_bits {self.mu_frac_bits} (shift {self.mu_shift}) is not supported")
-        self.y_tables = gaussian_tables(self.mu_frac_bits)
+        if self.mu_shift <= self.mu_frac_bits:
+            raise ValueError(f"mu_frac_bits {self.mu_frac_bits} needs a mean shift above it (Smu {self.mu_shift})")
+        self.y_tables = gaussian_tables(self.mu_frac_bits)   # ValueError for a set that does not exist
         self.z_tables = RansTables(offsets=z["z.offsets"], num_symbols=z["z.num_symbols"], cdf=z["z.cdf"])
         self.M = self.cfg["latent_channels"]
         self.Z = self.cfg["hyper_channels"]

@@ -28,6 +28,7 @@ from PIL import Image
 
 from refsw.models.entropy_models import index_to_scale, scale_index, pmf_to_integer_cdf
 from refsw.models.intra import pad_to_multiple
+from refsw.tools.learned_intra import split_mean
 
 
 def list_images(folder: str):
@@ -69,9 +70,8 @@ def code_estimate(model, x_u8: torch.Tensor, q: float, z_cdf: np.ndarray | None 
     bits_z = float((cfg.z_cdf_precision - torch.log2(freq.double())).sum())
 
     mu, log_sigma = model.hyper_decode(z_hat, zD, gE, lgE)
-    mu4 = torch.round(mu * 4)                   # quarter-sample mean (10.3 step 4)
-    mu_r = torch.floor((mu4 + 2) / 4)
-    d = ((mu4 - 4 * mu_r) / 4).double()         # mean position, table set 9.3.2.1
+    mu_r, f = split_mean(torch.round(mu * 4).long(), 2)   # quarter-sample mean (10.3 step 4)
+    d = (f - 2).double() / 4                               # mean position, table set 9.3.2.1
     k = scale_index(log_sigma)
     sig = index_to_scale(k)
     y_hat = torch.round(y * gE)

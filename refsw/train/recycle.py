@@ -4,8 +4,9 @@ A clipped-ReLU unit of h_s / g_s that (almost) never fires carries no
 information and gets no gradient, so plain training cannot revive it.  Following
 the "dormant neuron" recycling idea (ReDo), each such unit gets fresh incoming
 weights (random direction, the mean norm and bias of the live units of its
-layer) and zero outgoing weights: the network function is unchanged at the
-moment of recycling, but the unit fires again and training can use it.
+layer) and zero outgoing weights, so it fires again and training can use it.
+Units that are dead change nothing at recycling; units below the threshold but
+not dead lose their rare contribution (a small change of the function).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from refsw.models.intra import ClippedReLU, DecConv
 
 
 def _units(seq: nn.Sequential):
-    """(relu index, producing conv, pixel-shuffle factor r, consuming conv) per cReLU."""
+    """(cReLU, producing conv, pixel-shuffle factor r, consuming conv) per cReLU."""
     mods = list(seq)
     out = []
     for i, m in enumerate(mods):
