@@ -23,6 +23,19 @@ PICTURE_ENCODERS: dict[str, callable] = {}
 SEQUENCE_ENCODERS: dict[str, callable] = {}
 
 
+def layer_reconstructions(units, recon) -> dict:
+    """{unit_layer_id: reconstruction} of a coded picture: a picture encoder
+    returns either one reconstruction (of its highest layer) or such a dict."""
+    return recon if isinstance(recon, dict) else {max(layer for _, _, layer in units): recon}
+
+
+def hash_units(recons: dict, sps) -> list:
+    """The DPH units of a picture, one per layer reconstruction (7.8), as
+    (unit_type, payload, unit_layer_id)."""
+    return [(hls.UT_DPH, Struct(dph_hash_type=0, dph_picture_md5=picture_md5(crop_to_output(recons[layer], sps))),
+             layer) for layer in sorted(recons)]
+
+
 class EncoderError(ValueError):
     """A setting or input the encoder cannot code (names the option)."""
 
@@ -184,15 +197,11 @@ class Encoder:
             for ut, payload, layer in units:
                 w.write_unit(ut, payload, layer_id=layer)
             self.log.append(f"POC {poc:4d} {8 * (w.nbytes - start):10d} bits")
-            # a picture encoder may return {layer: reconstruction}: one DPH unit per layer (7.8)
-            recons = recon if isinstance(recon, dict) else {max(layer for _, _, layer in units): recon}
-            top = max(recons)
-            self.recon.append(crop_to_output(recons[top], sps))
+            recons = layer_reconstructions(units, recon)
+            self.recon.append(crop_to_output(recons[max(recons)], sps))
             if self.cfg.PictureHash:
-                for layer in sorted(recons):
-                    out = crop_to_output(recons[layer], sps)
-                    w.write_unit(hls.UT_DPH, Struct(dph_hash_type=0, dph_picture_md5=picture_md5(out)),
-                                 layer_id=layer)
+                for ut, payload, layer in hash_units(recons, sps):
+                    w.write_unit(ut, payload, layer_id=layer)
         if sps is None:
             raise EncoderError("no picture to encode")
         w.write_unit(hls.UT_EOS, Struct())

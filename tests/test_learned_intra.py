@@ -126,6 +126,33 @@ def test_target_bpp_search(random_model):
     assert any("quality" in line for line in enc.log)
 
 
+def _picture_bits(data):
+    """Bits of the one picture of a stream: from its PH unit up to EOS (DPH units included)."""
+    units = parse_units(data)
+    start = next(u.offset for u in units if u.type_name == "PH")
+    return 8 * (next(u.offset for u in units if u.type_name == "EOS") - start)
+
+
+@pytest.mark.parametrize("hash_flag", ["0", "1"])
+def test_target_bpp_is_the_picture_rate(random_model, hash_flag):
+    """TargetBpp picks the largest quality whose picture (with its DPH units, if
+    any) fits: the chosen q fits and q + 1 does not."""
+    pic = _pic()
+    npix = pic.width * pic.height
+
+    def rate(q):
+        return _picture_bits(_encode(pic, "-q", str(q), "--PictureHash", hash_flag)) / npix
+
+    target = rate(40)
+    c, _ = parse(["--CodingMode", "learned", "--TargetBpp", repr(target), "--PictureHash", hash_flag],
+                 ENCODER_OPTIONS)
+    enc = Encoder(c)
+    data = enc.encode([pic])
+    q = int(next(line for line in enc.log if "quality" in line).split()[-1])
+    assert _picture_bits(data) / npix == rate(q) <= target
+    assert q == 63 or rate(q + 1) > target
+
+
 def test_extract_base_layer_is_conforming(random_model, tmp_path):
     from refsw.apps.extract import extract
     data = _encode(_pic(), "-q", "45")

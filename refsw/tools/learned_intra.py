@@ -30,7 +30,8 @@ from syntax.errors import BitstreamError
 from syntax.rw import Struct
 
 from ..decoder import CodedPicture, register_picture_decoder, sps_picture_format
-from ..encoder import CODED_SIZE_ALIGN, CODING_MODE_TOOLS, EncoderError, register_picture_encoder
+from ..encoder import (CODED_SIZE_ALIGN, CODING_MODE_TOOLS, EncoderError, hash_units, layer_reconstructions,
+                       register_picture_encoder)
 from ..entropy import RansSubstreams, RansTables, decode_substreams, encode_substreams, gaussian_tables
 from ..nn.intnet import check_bounds, exact_mode, from_npz, requant, run
 from ..picture import Picture
@@ -321,7 +322,10 @@ def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
     while lo <= hi:
         mid = (lo + hi) // 2
         coded[mid] = encode_learned(enc, pic, sps, poc, mid, num_layers=num_layers)
-        bpp = 8 * (_units_bytes(coded[mid][0], sps) + 56 * num_layers) / npix   # + DPH units (56 bytes each)
+        units, recon = coded[mid]
+        if enc.cfg.PictureHash:    # the picture's rate includes its DPH units
+            units = units + hash_units(layer_reconstructions(units, recon), sps)
+        bpp = 8 * _units_bytes(units, sps) / npix
         if bpp <= target_bpp:
             best, lo = mid, mid + 1
         else:

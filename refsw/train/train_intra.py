@@ -150,7 +150,8 @@ def write_card(path, model, args, step, train_seconds, rows, base_rows, train_fi
     L.append("- status: " + ("final" if getattr(args, "_final", False) else "intermediate export (training in progress)"))
     L.append("")
     L.append(f"## RD on held-out images ({', '.join(os.path.basename(f) for f in dev_files)})\n")
-    L.append("Estimated actual rate (quantised scale indices, rounded means, integer z CDF), "
+    L.append("Estimated actual rate (quantised scale indices, quarter-sample means with the mean-offset "
+             "tables of 9.3.2.1, integer z CDF; no container or hash bits), "
              "float decoder, RGB PSNR of the 8-bit output; mean over the images.\n")
     L.append(format_rows(rows))
     if base_rows:

@@ -135,6 +135,8 @@ def main(argv=None):
     ap.add_argument("--weight-decay", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--channels", type=int, default=FaceHeadConfig.channels, help="hidden channels of t_s")
+    ap.add_argument("--depth", type=int, default=FaceHeadConfig.depth, help="hidden 3x3 conv layers of t_s")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -155,7 +157,7 @@ def main(argv=None):
     X, Q, G = build_cache(codec, tr, a.cache_passes, base, rng, log)
     h, w = X.shape[2:]
     heat, reg, mask = make_targets(G, h, w)
-    head = FaceHead(FaceHeadConfig())
+    head = FaceHead(FaceHeadConfig(channels=a.channels, depth=a.depth))
     opt = torch.optim.AdamW(head.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     t0 = time.time()
     acc = 0.0
