@@ -135,3 +135,32 @@ def test_packaged_weights_load():
         pytest.skip("packaged weights not present")
     m = registry.load_model(1)
     assert m.cfg == e.config
+
+
+def test_bf16_training_forward_keeps_float32_outputs(model):
+    """--bf16 training: hidden layers in bfloat16, latents / entropy parameters /
+    samples in float32, close to the float32 forward; eval mode ignores it."""
+    torch.manual_seed(0)
+    x, q = torch.rand(2, 3, 64, 64), torch.tensor([5.0, 60.0])
+    model.train()
+    try:
+        outs = []
+        for bf16 in (False, True):
+            model.bf16 = bf16
+            torch.manual_seed(1)            # same noise draws
+            outs.append(model(x, q))
+        for k in ("x_hat", "y", "z", "y_lik", "z_lik"):
+            assert outs[1][k].dtype == torch.float32, k
+        rel = float((outs[1]["x_hat"] - outs[0]["x_hat"]).abs().max().detach() / outs[0]["x_hat"].abs().max().detach())
+        assert 0 < rel < 0.05                # bfloat16 really ran, and stayed close
+        outs[1]["x_hat"].square().mean().backward()
+        assert model.g_a[1].gamma.grad is not None and model.g_a[1].gamma.grad.dtype == torch.float32
+        model.eval()
+        with torch.no_grad():
+            a = model(x, q)["x_hat"]        # bf16 still set: ignored outside training
+            model.bf16 = False
+            assert torch.equal(a, model(x, q)["x_hat"])
+    finally:
+        model.bf16 = False
+        model.zero_grad(set_to_none=True)
+        model.eval()

@@ -86,6 +86,9 @@ class GDN(nn.Module):
         self.gamma = nn.Parameter(torch.sqrt(gamma_init * torch.eye(ch) + self.pedestal))
 
     def forward(self, x):
+        if torch.is_autocast_enabled("cpu"):     # normalisation stays float32 (see run_mixed)
+            with torch.autocast("cpu", enabled=False):
+                return self.forward(x.float())
         beta = torch.clamp(self.beta, min=self.beta_bound) ** 2 - self.pedestal
         gamma = torch.clamp(self.gamma, min=self.pedestal ** 0.5) ** 2 - self.pedestal
         C = x.shape[1]
@@ -135,12 +138,26 @@ class ClippedReLU(nn.Module):
         return y
 
 
+def run_mixed(seq: nn.Sequential, x: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """Run a transform; with ``bf16`` (training only) its hidden layers run under
+    CPU bfloat16 autocast and its last convolution (and what follows it) in
+    float32, so latents, means, scales and samples keep float32 precision."""
+    if not bf16:
+        return seq(x)
+    last = max(i for i, m in enumerate(seq) if isinstance(m, nn.Conv2d))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = seq[:last](x)
+    return seq[last:](h.float())
+
+
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
 # --------------------------------------------------------------------------- model
 class IntraCodec(nn.Module):
+    bf16 = False   # training speed-up: hidden layers in bfloat16 (see run_mixed)
+
     def __init__(self, cfg: IntraConfig = IntraConfig()):
         super().__init__()
         self.cfg = cfg
@@ -235,12 +252,12 @@ class IntraCodec(nn.Module):
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
         """g_a on x in [0,1] (centred internally; encoder side, non-normative)."""
-        return self.g_a(x - 0.5)
+        return run_mixed(self.g_a, x - 0.5, self.bf16 and self.training)
 
     # ------------------------------------------------------------ decoder helpers
     def hyper_decode(self, z_hat: torch.Tensor, zD, gE, lgE):
         """h_s -> (mu, log_sigma) in the gained (coded) domain."""
-        p = self.h_s(z_hat * zD)
+        p = run_mixed(self.h_s, z_hat * zD, self.bf16 and self.training)
         M = self.cfg.latent_channels
         mu = p[:, :M] * gE
         log_sigma = p[:, M:] + lgE
@@ -252,7 +269,7 @@ class IntraCodec(nn.Module):
         return torch.cat([y_hat[:, :b], torch.round(mu[:, b:])], dim=1)
 
     def synthesize(self, y_hat: torch.Tensor, gD) -> torch.Tensor:
-        return self.g_s(y_hat * gD)
+        return run_mixed(self.g_s, y_hat * gD, self.bf16 and self.training)
 
     # ------------------------------------------------------------ training forward
     def forward(self, x: torch.Tensor, q: torch.Tensor, base_aux: int = 0):
@@ -265,7 +282,7 @@ class IntraCodec(nn.Module):
         gE, gD, zE, zD, lgE = self.gains(q)
         y = self.analysis(x)
         S = self.cfg.z_support
-        z = self.h_a(y) * zE
+        z = run_mixed(self.h_a, y, self.bf16 and self.training) * zE
         if self.training:
             # z: bounded to the coded support (gradient still pulls values back
             # inside); additive noise for both the rate and the h_s input (stable:

@@ -233,6 +233,9 @@ def main(argv=None):
     ap.add_argument("--export-every", type=float, default=900.0)
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bf16", action="store_true",
+                    help="hidden layers under CPU bfloat16 autocast (about 1.4x faster with avx512_bf16; "
+                         "latents, entropy parameters and samples stay float32)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-eval", action="store_true")
     args = ap.parse_args(argv)
@@ -251,6 +254,7 @@ def main(argv=None):
     ClippedReLU.grad_leak = args.grad_leak
     cfg = IntraConfig()
     model = load_npz(args.init_npz) if args.init_npz else IntraCodec(cfg)
+    model.bf16 = args.bf16
     model.train()
     if args.freeze_encoder:
         for p in list(model.g_a.parameters()) + list(model.h_a.parameters()):
