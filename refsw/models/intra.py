@@ -226,6 +226,10 @@ class IntraCodec(nn.Module):
         self.log_zgain_enc.copy_(lg.expand_as(self.log_zgain_enc))
         self.log_zgain_dec.copy_((-lg).expand_as(self.log_zgain_dec))
 
+    def _run(self, seq: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        """A transform of this model; bfloat16 hidden layers only when training with ``bf16``."""
+        return run_mixed(seq, x, self.bf16 and self.training)
+
     # ------------------------------------------------------------ gains / quality
     def interp(self, table: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """Linear interpolation of a (P, C) table at quality q (B,) real in [0, 63]."""
@@ -252,12 +256,12 @@ class IntraCodec(nn.Module):
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
         """g_a on x in [0,1] (centred internally; encoder side, non-normative)."""
-        return run_mixed(self.g_a, x - 0.5, self.bf16 and self.training)
+        return self._run(self.g_a, x - 0.5)
 
     # ------------------------------------------------------------ decoder helpers
     def hyper_decode(self, z_hat: torch.Tensor, zD, gE, lgE):
         """h_s -> (mu, log_sigma) in the gained (coded) domain."""
-        p = run_mixed(self.h_s, z_hat * zD, self.bf16 and self.training)
+        p = self._run(self.h_s, z_hat * zD)
         M = self.cfg.latent_channels
         mu = p[:, :M] * gE
         log_sigma = p[:, M:] + lgE
@@ -269,7 +273,7 @@ class IntraCodec(nn.Module):
         return torch.cat([y_hat[:, :b], torch.round(mu[:, b:])], dim=1)
 
     def synthesize(self, y_hat: torch.Tensor, gD) -> torch.Tensor:
-        return run_mixed(self.g_s, y_hat * gD, self.bf16 and self.training)
+        return self._run(self.g_s, y_hat * gD)
 
     # ------------------------------------------------------------ training forward
     def forward(self, x: torch.Tensor, q: torch.Tensor, base_aux: int = 0):
@@ -282,7 +286,7 @@ class IntraCodec(nn.Module):
         gE, gD, zE, zD, lgE = self.gains(q)
         y = self.analysis(x)
         S = self.cfg.z_support
-        z = run_mixed(self.h_a, y, self.bf16 and self.training) * zE
+        z = self._run(self.h_a, y) * zE
         if self.training:
             # z: bounded to the coded support (gradient still pulls values back
             # inside); additive noise for both the rate and the h_s input (stable:
