@@ -48,6 +48,7 @@ def main(argv=None):
             xc = m.synthesize(y * gE, gD).clamp(0, 1)[..., :H, :W]
             xq = m.synthesize(torch.round(y * gE), gD).clamp(0, 1)[..., :H, :W]
             print(f"{name:10s} q={q:2d} unquantised {psnr(xc, x):6.2f} dB  rounded {psnr(xq, x):6.2f} dB")
+        gE, gD = m.gains(torch.tensor([63.0]))[:2]
         h = torch.round(y * gE) * gD
         zeros = []
         for layer in m.g_s:
