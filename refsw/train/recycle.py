@@ -84,3 +84,78 @@ def recycle_dormant(model, batches, qualities=(0.0, 31.5, 63.0), threshold=0.01,
                 cons.weight[:, c] = 0.0
             report[f"{name}{li}"] = int(dead.numel())
     return report
+
+
+# ------------------------------------------------------------------ latent channels
+@torch.no_grad()
+def latent_use(model, batches, q: float = 63.0) -> torch.Tensor:
+    """Per y channel: share of coded values round(y * gE[q]) that are non-zero."""
+    was = model.training
+    model.eval()
+    try:
+        shares = []
+        for x in batches:
+            gE = model.gains(torch.full((x.shape[0],), float(q)))[0]
+            shares.append((torch.round(model.analysis(x) * gE) != 0).float().mean(dim=(0, 2, 3)))
+    finally:
+        model.train(was)
+    return torch.stack(shares).mean(0)
+
+
+def _like_live_state(opt, p, dead_idx, live_idx, dim=0):
+    """Adam state of re-initialised slices: no momentum, the mean second moment of live slices."""
+    st = opt.state.get(p) if opt is not None else None
+    if not st or "exp_avg" not in st:
+        return
+    m, v = st["exp_avg"].movedim(dim, 0), st["exp_avg_sq"].movedim(dim, 0)
+    m[dead_idx] = 0.0
+    v[dead_idx] = v[live_idx].mean(0, keepdim=True)
+
+
+@torch.no_grad()
+def revive_latent(model, batches, threshold=0.005, noise=0.5, q=63.0, opt=None, generator=None):
+    """Re-initialise unused latent channels in place; returns the revived channel list.
+
+    A y channel whose coded values are (almost) always zero at the top quality
+    costs nothing and carries nothing; g_s ignores it, so g_a gets no gradient
+    for it and plain training cannot bring it back.  Each such channel c takes a
+    live donor d (from the same layer, base or enhancement, when it has one):
+    g_a's output filter of c = filter of d plus a random perturbation of
+    ``noise`` times its norm, the gain tables and h_s's mean / scale rows of d;
+    g_s and h_a get zero weights from c, so the reconstruction is unchanged at
+    first (z loses the small contribution of c's unquantised values) and training
+    decides what c carries.
+    """
+    use = latent_use(model, batches, q)
+    M, b = model.cfg.latent_channels, model.cfg.base_channels
+    dead = torch.nonzero(use < threshold).flatten().tolist()
+    live = torch.nonzero(use >= threshold).flatten().tolist()
+    if not dead or not live:
+        return []
+    ga, gs0, ha0, hs = model.g_a[-1], model.g_s[0], model.h_a[0], model.h_s[-1]
+    donors = []
+    for c in dead:
+        pool = [d for d in live if (d < b) == (c < b)] or live
+        d = pool[int(torch.randint(len(pool), (1,), generator=generator))]
+        donors.append(d)
+        w = ga.weight[d]
+        u = torch.randn(w.shape, generator=generator)
+        ga.weight[c] = w + noise * w.norm() * u / u.norm()
+        ga.bias[c] = ga.bias[d]
+        for t in (model.log_gain_enc, model.log_gain_dec):
+            t[:, c] = t[:, d]
+        hs.weight[c], hs.bias[c] = hs.weight[d], hs.bias[d]                    # mean
+        hs.weight[M + c], hs.bias[M + c] = hs.weight[M + d], hs.bias[M + d]    # log-scale
+        gs0.weight[:, c] = 0.0
+        ha0.weight[:, c] = 0.0
+    dl, ll = torch.tensor(dead), torch.tensor(live)
+    _like_live_state(opt, ga.weight, dl, ll)
+    _like_live_state(opt, ga.bias, dl, ll)
+    _like_live_state(opt, gs0.weight, dl, ll, dim=1)
+    _like_live_state(opt, ha0.weight, dl, ll, dim=1)
+    _like_live_state(opt, model.log_gain_enc, dl, ll, dim=1)
+    _like_live_state(opt, model.log_gain_dec, dl, ll, dim=1)
+    for off in (0, M):
+        _like_live_state(opt, hs.weight, dl + off, ll + off)
+        _like_live_state(opt, hs.bias, dl + off, ll + off)
+    return list(zip(dead, donors))

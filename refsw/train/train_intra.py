@@ -16,6 +16,9 @@
   --export (npz) + model card (--card) with RD on --dev.
 * --recycle F [--recycle-every S]: re-initialise decoder units that fire on
   fewer than a fraction F of positions (refsw/train/recycle.py).
+* --revive-latent F: at start, re-initialise y channels whose coded values at
+  q 63 are non-zero on fewer than a fraction F of positions (same file); the
+  log reports the channels in use at start and at each export.
 * QAT hook: --init-npz starts from exported weights; --freeze-encoder trains only
   h_s, g_s, gains and priors; set DecConv.fake_quant / ClippedReLU.fake_quant
   (refsw.models.intra) to fake-quantisation callables before training.
@@ -37,7 +40,7 @@ import torch
 from refsw.models.intra import ClippedReLU, IntraCodec, IntraConfig
 from refsw.models.io import export_npz, load_npz
 from refsw.train.eval_intra import evaluate, format_rows, list_images, load_image
-from refsw.train.recycle import recycle_dormant
+from refsw.train.recycle import latent_use, recycle_dormant, revive_latent
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -226,6 +229,9 @@ def main(argv=None):
                          "(refsw/train/recycle.py); 0 = off")
     ap.add_argument("--recycle-every", type=float, default=0.0,
                     help="seconds between recycling passes (0 = once, at start)")
+    ap.add_argument("--revive-latent", type=float, default=0.0,
+                    help="at start, re-initialise y channels whose coded values at q 63 are non-zero on fewer "
+                         "than this fraction of positions (refsw/train/recycle.py); 0 = off")
     ap.add_argument("--gain-lr-mult", type=float, default=10.0, help="lr multiplier of the gain tables")
     ap.add_argument("--reinit-zgain", action="store_true", help="reset z gain tables after loading")
     ap.add_argument("--lr-scale", type=float, default=None, help="override the lr scale stored in the checkpoint")
@@ -294,6 +300,19 @@ def main(argv=None):
         rep = recycle_dormant(model, batches, threshold=args.recycle, generator=g)
         log(f"recycled dormant decoder units (< {args.recycle:g} active): {rep or 'none'}")
 
+    def log_latent_use():
+        use = latent_use(model, [sampler.batch(args.batch) for _ in range(4)])
+        b = cfg.base_channels
+        log(f"latent channels in use at q 63 (non-zero share >= 0.5 %): base "
+            f"{int((use[:b] >= 0.005).sum())}/{b}, enhancement {int((use[b:] >= 0.005).sum())}/{len(use) - b}")
+
+    if args.revive_latent > 0:
+        log_latent_use()
+        g = torch.Generator().manual_seed(int(rng.integers(1 << 30)))
+        rev = revive_latent(model, [sampler.batch(args.batch) for _ in range(6)], threshold=args.revive_latent,
+                            opt=opt, generator=g)
+        log(f"revived {len(rev)} latent channels (channel, donor): {rev}")
+    log_latent_use()
     if args.recycle > 0:
         do_recycle()
     last_recycle = time.time()
@@ -308,6 +327,7 @@ def main(argv=None):
             base_rows = evaluate(model, dev_imgs, base_only=True)
             log("dev RD " + " ".join(f"q{r['q']:g}:{r['bpp']:.3f}bpp/{r['psnr']:.2f}dB" for r in rows))
             log("dev base-only " + " ".join(f"q{r['q']:g}:{r['psnr']:.2f}dB" for r in base_rows))
+        log_latent_use()
         args._final = final
         write_card(args.card, model, args, step, train_seconds, rows, base_rows, sampler.files, dev_files)
         log(f"exported {args.export} (step {step})")
