@@ -37,7 +37,7 @@ import time
 import numpy as np
 import torch
 
-from refsw.models.intra import ClippedReLU, IntraCodec, IntraConfig
+from refsw.models.intra import ClippedReLU, IntraCodec, IntraConfig, pad_to_multiple
 from refsw.models.io import export_npz, load_npz
 from refsw.train.eval_intra import evaluate, format_rows, list_images, load_image
 from refsw.train.recycle import latent_use, recycle_dormant, revive_latent
@@ -123,7 +123,7 @@ def sha256_file(path):
 
 
 # ---------------------------------------------------------------- model card
-def write_card(path, model, args, step, train_seconds, rows, base_rows, train_files, dev_files):
+def write_card(path, model, args, step, train_seconds, rows, base_rows, train_files, dev_files, latent=None):
     cfg = model.cfg
     man = {}
     mp = os.path.join(args.data, "MANIFEST.json")
@@ -160,6 +160,11 @@ def write_card(path, model, args, step, train_seconds, rows, base_rows, train_fi
     if base_rows:
         L.append("\nBase layer only (enhancement channels = rounded predicted means); bpp is still the full rate:\n")
         L.append(format_rows(base_rows))
+    if latent is not None:
+        b = cfg.base_channels
+        L.append(f"\ny channels in use at q 63 on these images (coded values non-zero on >= 0.5 % of "
+                 f"positions): base {int((latent[:b] >= 0.005).sum())}/{b}, "
+                 f"enhancement {int((latent[b:] >= 0.005).sum())}/{len(latent) - b}.")
     L.append("\n## Training data provenance\n")
     L.append(f"{len(train_files)} images from `shared/datasets/train` (not in the repository); "
              "source package / path from its MANIFEST.json; sha256 of the file as read.\n")
@@ -321,15 +326,20 @@ def main(argv=None):
         model.eval()
         meta = {"step": step, "train_seconds": train_seconds}
         export_npz(model, args.export, meta)
-        rows, base_rows = [], []
+        rows, base_rows, latent = [], [], None
         if dev_imgs and not args.no_eval:
+            with torch.no_grad():
+                latent = torch.stack([latent_use(model, [pad_to_multiple(x.float().unsqueeze(0) / 255.0,
+                                                                         cfg.total_stride)])
+                                      for x in dev_imgs]).mean(0)
             rows = evaluate(model, dev_imgs)
             base_rows = evaluate(model, dev_imgs, base_only=True)
             log("dev RD " + " ".join(f"q{r['q']:g}:{r['bpp']:.3f}bpp/{r['psnr']:.2f}dB" for r in rows))
             log("dev base-only " + " ".join(f"q{r['q']:g}:{r['psnr']:.2f}dB" for r in base_rows))
         log_latent_use()
         args._final = final
-        write_card(args.card, model, args, step, train_seconds, rows, base_rows, sampler.files, dev_files)
+        write_card(args.card, model, args, step, train_seconds, rows, base_rows, sampler.files, dev_files,
+                   latent)
         log(f"exported {args.export} (step {step})")
         model.train()
 
