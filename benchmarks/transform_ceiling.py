@@ -56,6 +56,10 @@ def main(argv=None):
             if isinstance(layer, ClippedReLU):
                 zeros.append(f"{float((h <= 0).float().mean()):.2f}")
         print(f"{name:10s} q=63 g_s clipped-ReLU zero share per layer: {' '.join(zeros)}")
+        use = (torch.round(y * gE) != 0).float().mean(dim=(0, 2, 3))
+        b = m.cfg.base_channels
+        print(f"{name:10s} q=63 y channels in use: base {int((use[:b] >= 0.005).sum())}/{b}, "
+              f"enhancement {int((use[b:] >= 0.005).sum())}/{len(use) - b}")
     return 0
 
 
