@@ -16,9 +16,9 @@
   --export (npz) + model card (--card) with RD on --dev.
 * --recycle F [--recycle-every S]: re-initialise decoder units that fire on
   fewer than a fraction F of positions (refsw/train/recycle.py).
-* --revive-latent F: at start, re-initialise y channels whose coded values at
-  q 63 are non-zero on fewer than a fraction F of positions (same file); the
-  log reports the channels in use at start and at each export.
+* --revive-latent F [--revive-every S]: re-initialise y channels whose coded
+  values at q 63 are non-zero on fewer than a fraction F of positions (same
+  file); the log reports the channels in use at start and at each export.
 * QAT hook: --init-npz starts from exported weights; --freeze-encoder trains only
   h_s, g_s, gains and priors; set DecConv.fake_quant / ClippedReLU.fake_quant
   (refsw.models.intra) to fake-quantisation callables before training.
@@ -237,6 +237,8 @@ def main(argv=None):
     ap.add_argument("--revive-latent", type=float, default=0.0,
                     help="at start, re-initialise y channels whose coded values at q 63 are non-zero on fewer "
                          "than this fraction of positions (refsw/train/recycle.py); 0 = off")
+    ap.add_argument("--revive-every", type=float, default=0.0,
+                    help="seconds between latent revival passes (0 = once, at start)")
     ap.add_argument("--gain-lr-mult", type=float, default=10.0, help="lr multiplier of the gain tables")
     ap.add_argument("--reinit-zgain", action="store_true", help="reset z gain tables after loading")
     ap.add_argument("--lr-scale", type=float, default=None, help="override the lr scale stored in the checkpoint")
@@ -311,13 +313,17 @@ def main(argv=None):
         log(f"latent channels in use at q 63 (non-zero share >= 0.5 %): base "
             f"{int((use[:b] >= 0.005).sum())}/{b}, enhancement {int((use[b:] >= 0.005).sum())}/{len(use) - b}")
 
-    if args.revive_latent > 0:
-        log_latent_use()
+    def do_revive():
         g = torch.Generator().manual_seed(int(rng.integers(1 << 30)))
         rev = revive_latent(model, [sampler.batch(args.batch) for _ in range(6)], threshold=args.revive_latent,
                             opt=opt, generator=g)
         log(f"revived {len(rev)} latent channels (channel, donor): {rev}")
+
+    if args.revive_latent > 0:
+        log_latent_use()
+        do_revive()
     log_latent_use()
+    last_revive = time.time()
     if args.recycle > 0:
         do_recycle()
     last_recycle = time.time()
@@ -407,6 +413,9 @@ def main(argv=None):
         if args.recycle > 0 and args.recycle_every > 0 and now - last_recycle >= args.recycle_every:
             do_recycle()
             last_recycle = time.time()
+        if args.revive_latent > 0 and args.revive_every > 0 and now - last_revive >= args.revive_every:
+            do_revive()
+            last_revive = time.time()
         if now - last_export >= args.export_every:
             do_export()
             last_export = time.time()
