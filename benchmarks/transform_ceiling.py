@@ -23,6 +23,7 @@ sys.path.insert(0, ROOT)
 from refsw.models.intra import ClippedReLU, pad_to_multiple  # noqa: E402
 from refsw.models.io import load_npz  # noqa: E402
 from refsw.models.registry import get_entry  # noqa: E402
+from refsw.train.recycle import channels_in_use  # noqa: E402
 
 
 def psnr(a, b):
@@ -57,9 +58,7 @@ def main(argv=None):
                 zeros.append(f"{float((h <= 0).float().mean()):.2f}")
         print(f"{name:10s} q=63 g_s clipped-ReLU zero share per layer: {' '.join(zeros)}")
         use = (torch.round(y * gE) != 0).float().mean(dim=(0, 2, 3))
-        b = m.cfg.base_channels
-        print(f"{name:10s} q=63 y channels in use: base {int((use[:b] >= 0.005).sum())}/{b}, "
-              f"enhancement {int((use[b:] >= 0.005).sum())}/{len(use) - b}")
+        print(f"{name:10s} q=63 y channels in use: {channels_in_use(use, m.cfg.base_channels)}")
     return 0
 
 

@@ -87,6 +87,15 @@ def recycle_dormant(model, batches, qualities=(0.0, 31.5, 63.0), threshold=0.01,
 
 
 # ------------------------------------------------------------------ latent channels
+IN_USE = 0.005     # a y channel is "in use" if its coded values are non-zero on >= 0.5 % of positions
+
+
+def channels_in_use(use: torch.Tensor, base_channels: int) -> str:
+    """'base B/b, enhancement E/e' from a per-channel non-zero share."""
+    b = base_channels
+    return (f"base {int((use[:b] >= IN_USE).sum())}/{b}, "
+            f"enhancement {int((use[b:] >= IN_USE).sum())}/{len(use) - b}")
+
 @torch.no_grad()
 def latent_use(model, batches, q: float = 63.0) -> torch.Tensor:
     """Per y channel: share of coded values round(y * gE[q]) that are non-zero."""
@@ -113,7 +122,7 @@ def _like_live_state(opt, p, dead_idx, live_idx, dim=0):
 
 
 @torch.no_grad()
-def revive_latent(model, batches, threshold=0.005, noise=0.5, q=63.0, opt=None, generator=None):
+def revive_latent(model, batches, threshold=IN_USE, noise=0.5, q=63.0, opt=None, generator=None):
     """Re-initialise unused latent channels in place; returns the revived channel list.
 
     A y channel whose coded values are (almost) always zero at the top quality

@@ -40,7 +40,7 @@ import torch
 from refsw.models.intra import ClippedReLU, IntraCodec, IntraConfig, pad_to_multiple
 from refsw.models.io import export_npz, load_npz
 from refsw.train.eval_intra import evaluate, format_rows, list_images, load_image
-from refsw.train.recycle import latent_use, recycle_dormant, revive_latent
+from refsw.train.recycle import channels_in_use, latent_use, recycle_dormant, revive_latent
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -161,10 +161,8 @@ def write_card(path, model, args, step, train_seconds, rows, base_rows, train_fi
         L.append("\nBase layer only (enhancement channels = rounded predicted means); bpp is still the full rate:\n")
         L.append(format_rows(base_rows))
     if latent is not None:
-        b = cfg.base_channels
         L.append(f"\ny channels in use at q 63 on these images (coded values non-zero on >= 0.5 % of "
-                 f"positions): base {int((latent[:b] >= 0.005).sum())}/{b}, "
-                 f"enhancement {int((latent[b:] >= 0.005).sum())}/{len(latent) - b}.")
+                 f"positions): {channels_in_use(latent, cfg.base_channels)}.")
     L.append("\n## Training data provenance\n")
     L.append(f"{len(train_files)} images from `shared/datasets/train` (not in the repository); "
              "source package / path from its MANIFEST.json; sha256 of the file as read.\n")
@@ -235,8 +233,9 @@ def main(argv=None):
     ap.add_argument("--recycle-every", type=float, default=0.0,
                     help="seconds between recycling passes (0 = once, at start)")
     ap.add_argument("--revive-latent", type=float, default=0.0,
-                    help="at start, re-initialise y channels whose coded values at q 63 are non-zero on fewer "
-                         "than this fraction of positions (refsw/train/recycle.py); 0 = off")
+                    help="re-initialise y channels whose coded values at q 63 are non-zero on fewer than this "
+                         "fraction of positions, at start and every --revive-every s (refsw/train/recycle.py); "
+                         "0 = off")
     ap.add_argument("--revive-every", type=float, default=0.0,
                     help="seconds between latent revival passes (0 = once, at start)")
     ap.add_argument("--gain-lr-mult", type=float, default=10.0, help="lr multiplier of the gain tables")
@@ -309,9 +308,7 @@ def main(argv=None):
 
     def log_latent_use():
         use = latent_use(model, [sampler.batch(args.batch) for _ in range(4)])
-        b = cfg.base_channels
-        log(f"latent channels in use at q 63 (non-zero share >= 0.5 %): base "
-            f"{int((use[:b] >= 0.005).sum())}/{b}, enhancement {int((use[b:] >= 0.005).sum())}/{len(use) - b}")
+        log(f"latent channels in use at q 63 (non-zero share >= 0.5 %): {channels_in_use(use, cfg.base_channels)}")
 
     def do_revive():
         g = torch.Generator().manual_seed(int(rng.integers(1 << 30)))
