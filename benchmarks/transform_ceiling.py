@@ -4,7 +4,8 @@ For each picture and quality index: RGB PSNR of g_s(g_a(x)*gE*gD) without
 quantisation ("unquantised") and with the latent rounded as coded
 ("rounded"), float model.  If the two are close, the transforms, not the
 quantisation, limit quality.  Also the share of zero activations of each
-clipped ReLU of g_s at q 63.
+clipped ReLU of g_s at q 63, and how many y channels code a non-zero value
+on at least 0.5 % of positions at q 63 (base / enhancement layer).
 
     .venv/bin/python benchmarks/transform_ceiling.py [--weights refsw/data/models/intra_v1.npz]
 """
@@ -23,7 +24,7 @@ sys.path.insert(0, ROOT)
 from refsw.models.intra import ClippedReLU, pad_to_multiple  # noqa: E402
 from refsw.models.io import load_npz  # noqa: E402
 from refsw.models.registry import get_entry  # noqa: E402
-from refsw.train.recycle import channels_in_use  # noqa: E402
+from refsw.train.recycle import channels_in_use, nonzero_share  # noqa: E402
 
 
 def psnr(a, b):
@@ -57,7 +58,7 @@ def main(argv=None):
             if isinstance(layer, ClippedReLU):
                 zeros.append(f"{float((h <= 0).float().mean()):.2f}")
         print(f"{name:10s} q=63 g_s clipped-ReLU zero share per layer: {' '.join(zeros)}")
-        use = (torch.round(y * gE) != 0).float().mean(dim=(0, 2, 3))
+        use = nonzero_share(y * gE)
         print(f"{name:10s} q=63 y channels in use: {channels_in_use(use, m.cfg.base_channels)}")
     return 0
 

@@ -96,16 +96,22 @@ def channels_in_use(use: torch.Tensor, base_channels: int) -> str:
     return (f"base {int((use[:b] >= IN_USE).sum())}/{b}, "
             f"enhancement {int((use[b:] >= IN_USE).sum())}/{len(use) - b}")
 
+
+def nonzero_share(y_coded: torch.Tensor) -> torch.Tensor:
+    """Per channel: share of the coded (rounded) values that are non-zero."""
+    return (torch.round(y_coded) != 0).float().mean(dim=(0, 2, 3))
+
+
 @torch.no_grad()
 def latent_use(model, batches, q: float = 63.0) -> torch.Tensor:
-    """Per y channel: share of coded values round(y * gE[q]) that are non-zero."""
+    """Per y channel: share of coded values round(y * gE[q]) that are non-zero, mean over batches."""
     was = model.training
     model.eval()
     try:
         shares = []
         for x in batches:
             gE = model.gains(torch.full((x.shape[0],), float(q)))[0]
-            shares.append((torch.round(model.analysis(x) * gE) != 0).float().mean(dim=(0, 2, 3)))
+            shares.append(nonzero_share(model.analysis(x) * gE))
     finally:
         model.train(was)
     return torch.stack(shares).mean(0)

@@ -306,9 +306,13 @@ def main(argv=None):
         rep = recycle_dormant(model, batches, threshold=args.recycle, generator=g)
         log(f"recycled dormant decoder units (< {args.recycle:g} active): {rep or 'none'}")
 
-    def log_latent_use():
-        use = latent_use(model, [sampler.batch(args.batch) for _ in range(4)])
-        log(f"latent channels in use at q 63 (non-zero share >= 0.5 %): {channels_in_use(use, cfg.base_channels)}")
+    def log_latent_use(use=None):
+        """Channels in use: on ``use`` (measured on the dev images) if given, else on training crops."""
+        where = "dev images" if use is not None else "training crops"
+        if use is None:
+            use = latent_use(model, [sampler.batch(args.batch) for _ in range(4)])
+        log(f"latent channels in use at q 63 on {where} (non-zero share >= 0.5 %): "
+            f"{channels_in_use(use, cfg.base_channels)}")
 
     def do_revive():
         g = torch.Generator().manual_seed(int(rng.integers(1 << 30)))
@@ -331,15 +335,13 @@ def main(argv=None):
         export_npz(model, args.export, meta)
         rows, base_rows, latent = [], [], None
         if dev_imgs and not args.no_eval:
-            with torch.no_grad():
-                latent = torch.stack([latent_use(model, [pad_to_multiple(x.float().unsqueeze(0) / 255.0,
-                                                                         cfg.total_stride)])
-                                      for x in dev_imgs]).mean(0)
+            latent = latent_use(model, [pad_to_multiple(x.float().unsqueeze(0) / 255.0, cfg.total_stride)
+                                        for x in dev_imgs])
             rows = evaluate(model, dev_imgs)
             base_rows = evaluate(model, dev_imgs, base_only=True)
             log("dev RD " + " ".join(f"q{r['q']:g}:{r['bpp']:.3f}bpp/{r['psnr']:.2f}dB" for r in rows))
             log("dev base-only " + " ".join(f"q{r['q']:g}:{r['psnr']:.2f}dB" for r in base_rows))
-        log_latent_use()
+        log_latent_use(latent)
         args._final = final
         write_card(args.card, model, args, step, train_seconds, rows, base_rows, sampler.files, dev_files,
                    latent)
