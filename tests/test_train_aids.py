@@ -77,3 +77,49 @@ def test_recycle_dormant_gives_dead_units_fresh_inputs_and_no_outputs():
     assert float(conv.weight[5].detach().abs().sum()) > 0
     cons = next(mm for mm in list(m.g_s)[4:] if isinstance(mm, torch.nn.Conv2d))
     assert float(cons.weight[:, 5].detach().abs().sum()) == 0.0
+
+
+def test_remap_point_table_interpolates_and_extrapolates_in_log_lambda():
+    from refsw.models.intra import remap_point_table
+    old = (0.001, 0.004, 0.016)
+    t = torch.tensor([[0.0, 1.0], [2.0, 3.0], [6.0, 3.0]])
+    assert torch.equal(remap_point_table(t, old, old), t)
+    new = (0.0005, 0.002, 0.008, 0.032)
+    r = remap_point_table(t, old, new)
+    # half a segment (factor 2 of a factor 4) inside; half a segment beyond each end
+    assert torch.allclose(r, torch.tensor([[-1.0, 0.0], [1.0, 2.0], [4.0, 3.0], [8.0, 3.0]]))
+    import pytest
+    with pytest.raises(ValueError, match="rows"):
+        remap_point_table(t, old[:2], new)
+
+
+def test_resume_with_other_operating_points_remaps_gain_tables(tmp_path):
+    from refsw.train.train_intra import POINT_TABLES, load_ckpt, save_ckpt
+    old_cfg = IntraConfig(num_points=3, lambdas=(0.001, 0.004, 0.016))
+    torch.manual_seed(0)
+    m_old = IntraCodec(old_cfg)
+    with torch.no_grad():
+        m_old.log_gain_enc.copy_(torch.arange(3.0).view(3, 1).expand_as(m_old.log_gain_enc))
+    opt_old = torch.optim.Adam(m_old.parameters(), lr=1e-4)
+    m_old(torch.rand(1, 3, 64, 64), torch.tensor([5.0]))["x_hat"].mean().backward()
+    opt_old.step()
+    path = str(tmp_path / "ckpt.pt")
+    save_ckpt(path, m_old, opt_old, step=7, train_seconds=1.5)
+
+    new_cfg = IntraConfig(num_points=4, lambdas=(0.0005, 0.001, 0.004, 0.016))
+    m_new = IntraCodec(new_cfg)
+    opt_new = torch.optim.Adam(m_new.parameters(), lr=1e-4)
+    assert load_ckpt(path, m_new, opt_new) == (7, 1.5)
+    assert load_ckpt.remapped == old_cfg.lambdas
+    assert torch.allclose(m_new.log_gain_enc[1:], m_old.log_gain_enc.detach())
+    g = m_old.log_gain_enc.detach()
+    assert torch.allclose(m_new.log_gain_enc[0], 1.5 * g[0] - 0.5 * g[1], atol=1e-6)   # about -0.5
+    assert torch.equal(m_new.g_s[0].weight, m_old.g_s[0].weight)
+    tables = {id(getattr(m_new, n)) for n in POINT_TABLES}
+    kept = [p for p in m_new.parameters() if p in opt_new.state]
+    assert kept and all(id(p) not in tables for p in kept)      # gain tables restart their Adam state
+    # the same operating points: nothing remapped
+    m_same = IntraCodec(old_cfg)
+    opt_same = torch.optim.Adam(m_same.parameters(), lr=1e-4)
+    load_ckpt(path, m_same, opt_same)
+    assert load_ckpt.remapped is None and m_same.log_gain_enc in opt_same.state

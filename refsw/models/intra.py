@@ -150,6 +150,23 @@ def run_mixed(seq: nn.Sequential, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     return seq[last:](h.float())
 
 
+def remap_point_table(table: torch.Tensor, old_lambdas, new_lambdas) -> torch.Tensor:
+    """Rows of a (P_old, C) per-point table at new operating points (training aid).
+
+    Piecewise linear in ln(lambda) between the old points; outside their range the
+    end segments are extrapolated.  Used when the set of trained points changes.
+    """
+    lo = torch.log(torch.tensor(old_lambdas, dtype=torch.float64))
+    ln = torch.log(torch.tensor(new_lambdas, dtype=torch.float64))
+    if table.shape[0] != lo.numel():
+        raise ValueError(f"table has {table.shape[0]} rows for {lo.numel()} lambdas")
+    if lo.numel() < 2 or not bool((lo[1:] > lo[:-1]).all()):
+        raise ValueError("old lambdas must be at least two increasing values")
+    i0 = (torch.searchsorted(lo, ln, right=True) - 1).clamp(0, lo.numel() - 2)
+    f = ((ln - lo[i0]) / (lo[i0 + 1] - lo[i0])).to(table.dtype).unsqueeze(1)
+    return table[i0] * (1 - f) + table[i0 + 1] * f
+
+
 def _ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 

@@ -37,7 +37,7 @@ import time
 import numpy as np
 import torch
 
-from refsw.models.intra import ClippedReLU, IntraCodec, IntraConfig, pad_to_multiple
+from refsw.models.intra import ClippedReLU, IntraCodec, IntraConfig, pad_to_multiple, remap_point_table
 from refsw.models.io import export_npz, load_npz
 from refsw.train.eval_intra import evaluate, format_rows, list_images, load_image
 from refsw.train.recycle import channels_in_use, latent_use, recycle_dormant, revive_latent
@@ -46,8 +46,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 # ---------------------------------------------------------------- checkpoint (tensors only)
+# operating points of checkpoints written before meta.lambdas was stored (up to step 72 825)
+LEGACY_LAMBDAS = (0.0018, 0.0033, 0.0061, 0.0112, 0.0207, 0.0380, 0.0700, 0.1290)
+POINT_TABLES = ("log_gain_enc", "log_gain_dec", "log_zgain_enc", "log_zgain_dec")
+
+
 def save_ckpt(path, model, opt, step, train_seconds, lr_scale=1.0):
-    d = {"meta.lr_scale": torch.tensor(lr_scale, dtype=torch.float64)}
+    d = {"meta.lr_scale": torch.tensor(lr_scale, dtype=torch.float64),
+         "meta.lambdas": torch.tensor(model.cfg.lambdas, dtype=torch.float64)}
     for k, v in model.state_dict().items():
         d["model." + k] = v.detach().clone()
     names = {id(p): n for n, p in model.named_parameters()}
@@ -69,10 +75,23 @@ def save_ckpt(path, model, opt, step, train_seconds, lr_scale=1.0):
 
 
 def load_ckpt(path, model, opt):
+    """Load a checkpoint.  If it was trained at other operating points (lambdas), its
+    per-point gain tables are remapped to the model's (:func:`remap_point_table`)
+    and their optimiser state is dropped."""
     d = torch.load(path, map_location="cpu", weights_only=True)
     sd = {k[6:]: v for k, v in d.items() if k.startswith("model.")}
+    old = tuple(d["meta.lambdas"].tolist()) if "meta.lambdas" in d else LEGACY_LAMBDAS
+    remapped = not np.allclose(old, model.cfg.lambdas, rtol=1e-9, atol=0) if len(old) == len(
+        model.cfg.lambdas) else True
+    if remapped:
+        for n in POINT_TABLES:
+            sd[n] = remap_point_table(sd[n], old, model.cfg.lambdas)
     model.load_state_dict(sd, strict=True)
+    load_ckpt.remapped = old if remapped else None
     for n, p in model.named_parameters():
+        if remapped and n in POINT_TABLES:
+            opt.state.pop(p, None)
+            continue
         if "optim.exp_avg." + n in d:
             opt.state[p] = {
                 "step": d["optim.step." + n].clone(),
@@ -266,6 +285,7 @@ def main(argv=None):
     ClippedReLU.grad_leak = args.grad_leak
     cfg = IntraConfig()
     model = load_npz(args.init_npz) if args.init_npz else IntraCodec(cfg)
+    cfg = model.cfg
     model.bf16 = args.bf16
     model.train()
     if args.freeze_encoder:
@@ -286,6 +306,8 @@ def main(argv=None):
         step, train_seconds = load_ckpt(ckpt, model, opt)
         lr_scale = load_ckpt.lr_scale if args.lr_scale is None else args.lr_scale
         log(f"resumed from {ckpt} at step {step}, {train_seconds:.0f}s, lr scale {lr_scale:g}")
+        if load_ckpt.remapped:
+            log(f"gain tables remapped from lambdas {load_ckpt.remapped} to {cfg.lambdas}")
     if args.reinit_zgain:
         model.reset_zgains()
         for p_ in (model.log_zgain_enc, model.log_zgain_dec):
