@@ -123,3 +123,26 @@ def test_resume_with_other_operating_points_remaps_gain_tables(tmp_path):
     opt_same = torch.optim.Adam(m_same.parameters(), lr=1e-4)
     load_ckpt(path, m_same, opt_same)
     assert load_ckpt.remapped is None and m_same.log_gain_enc in opt_same.state
+
+
+def test_remap_points_tool_moves_weights_to_new_operating_points(tmp_path, capsys):
+    import pytest
+    from refsw.models.io import export_npz, load_npz
+    from refsw.train.remap_points import main
+    torch.manual_seed(0)
+    m = IntraCodec(IntraConfig(num_points=3, lambdas=(0.001, 0.004, 0.016)))
+    m.eval()
+    src, dst = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
+    export_npz(m, src, {"step": 5, "train_seconds": 2.0})
+    assert main([src, dst, "--lambdas", "0.0005,0.001,0.004,0.016"]) == 0
+    r = load_npz(dst)
+    assert r.cfg.num_points == 4 and r.cfg.lambdas == (0.0005, 0.001, 0.004, 0.016)
+    a, b = m.state_dict(), r.state_dict()
+    for k in a:
+        if k.split(".")[0] in ("log_gain_enc", "log_gain_dec", "log_zgain_enc", "log_zgain_dec"):
+            assert torch.allclose(b[k][1:], a[k], atol=1e-3)        # npz stores float16
+        else:
+            assert torch.equal(a[k].half().float(), b[k].half().float()), k
+    with pytest.raises(SystemExit):
+        main([src, dst, "--lambdas", "0.004,0.001"])
+    assert "increasing" in capsys.readouterr().err

@@ -267,6 +267,8 @@ def main(argv=None):
     ap.add_argument("--bf16", action="store_true",
                     help="hidden layers under CPU bfloat16 autocast (about 1.4x faster with avx512_bf16; "
                          "latents, entropy parameters and samples stay float32)")
+    ap.add_argument("--lambdas", default=None,
+                    help="comma-separated lambdas of the trained operating points (default: IntraConfig's)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-eval", action="store_true")
     args = ap.parse_args(argv)
@@ -284,6 +286,9 @@ def main(argv=None):
 
     ClippedReLU.grad_leak = args.grad_leak
     cfg = IntraConfig()
+    if args.lambdas:
+        lams = tuple(float(v) for v in args.lambdas.split(","))
+        cfg = IntraConfig(num_points=len(lams), lambdas=lams)
     model = load_npz(args.init_npz) if args.init_npz else IntraCodec(cfg)
     cfg = model.cfg
     model.bf16 = args.bf16
