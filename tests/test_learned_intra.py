@@ -126,6 +126,14 @@ def test_target_bpp_search(random_model):
     assert any("quality" in line for line in enc.log)
 
 
+def test_target_bpp_below_the_lowest_rate_is_reported(random_model):
+    c, _ = parse(["--CodingMode", "learned", "--TargetBpp", "0.001"], ENCODER_OPTIONS)
+    enc = Encoder(c)
+    enc.encode([_pic()])
+    assert any("quality 0" in line for line in enc.log)
+    assert any("below the rate of the lowest quality index" in line for line in enc.log)
+
+
 def _picture_bits(data):
     """Bits of the one picture of a stream: from its PH unit up to EOS (DPH units included)."""
     units = parse_units(data)

@@ -296,7 +296,10 @@ def encode_learned_picture(enc, pic: Picture, sps, poc):
     num_layers = sps.sps_num_latent_layers_minus1 + 1
     cfg = enc.cfg
     if cfg.TargetBpp > 0:
-        q, units, recon = search_quality(enc, pic, sps, poc, cfg.TargetBpp, num_layers)
+        q, units, recon, bpp = search_quality(enc, pic, sps, poc, cfg.TargetBpp, num_layers)
+        if bpp > cfg.TargetBpp:
+            enc.log.append(f"POC {poc:4d} TargetBpp {cfg.TargetBpp:g} is below the rate of the lowest quality "
+                           f"index: coded at quality 0, {bpp:.4f} bpp")
     else:
         q = cfg.Quality
         units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
@@ -315,23 +318,26 @@ def _units_bytes(units, sps):
 
 def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
     """Largest quality index whose picture rate is <= target (bisection; rate
-    increases with the quality index); returns (q, units, recon) of that coding."""
+    increases with the quality index), or 0 if none is; returns (q, units, recon,
+    bpp) of that coding."""
     npix = (pic.width - sps.sps_conf_win_right_offset) * (pic.height - sps.sps_conf_win_bottom_offset)
     lo, hi = 0, 63
     best, coded = 0, {}
+
+    def code(q):
+        units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
+        full = units + hash_units(layer_reconstructions(units, recon), sps) if enc.cfg.PictureHash else units
+        return units, recon, 8 * _units_bytes(full, sps) / npix   # the picture's rate includes its DPH units
+
     while lo <= hi:
         mid = (lo + hi) // 2
-        coded[mid] = encode_learned(enc, pic, sps, poc, mid, num_layers=num_layers)
-        units, recon = coded[mid]
-        if enc.cfg.PictureHash:    # the picture's rate includes its DPH units
-            units = units + hash_units(layer_reconstructions(units, recon), sps)
-        bpp = 8 * _units_bytes(units, sps) / npix
-        if bpp <= target_bpp:
+        coded[mid] = code(mid)
+        if coded[mid][2] <= target_bpp:
             best, lo = mid, mid + 1
         else:
             hi = mid - 1
-    units, recon = coded[best] if best in coded else encode_learned(enc, pic, sps, poc, best, num_layers=num_layers)
-    return best, units, recon
+    units, recon, bpp = coded[best] if best in coded else code(best)
+    return best, units, recon, bpp
 
 
 CODED_SIZE_ALIGN["learned"] = 64
