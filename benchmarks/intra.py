@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/intra.py [--images DIR|skimage] [--anchors jpeg,hevc,vvc] [--quick]
 
 1. RD points of refsw (CodingMode learned) at the trained operating points
-   (Quality 0, 9, ..., 63) on each image: bpp, PSNR (RGB), encode/decode
+   (Quality 0, 7, ..., 63 for the 10 points of intra_v1) on each image: bpp, PSNR (RGB), encode/decode
    wall time; decoded-picture hash checked.
 2. The same images through the anchors of refsw.ctc (JPEG via Pillow, HEVC
    intra via x265, VVC intra via vvenc), BD-rate (PSNR RGB, pchip).
@@ -40,7 +40,10 @@ from refsw.options import ENCODER_OPTIONS  # noqa: E402
 from refsw.picture import Picture, read_png  # noqa: E402
 from syntax.units import parse_units  # noqa: E402
 
-QUALITIES = [0, 9, 18, 27, 36, 45, 54, 63]
+from refsw.models.registry import get_entry  # noqa: E402
+
+_CFG = get_entry(1).config
+QUALITIES = [round(_CFG.point_quality(i)) for i in range(_CFG.num_points)]   # trained operating points
 # anchor rate points whose PSNR range overlaps the learned codec's (BD needs overlap)
 LOW_ANCHOR_POINTS = {"JpegQualities": "1,2,5,10,15,20", "HevcQPs": "37,40,43,46,50",
                      "VvcQPs": "42,45,48,51,54,57"}
@@ -147,7 +150,7 @@ def main(argv=None):
                     help="low: anchor rate points lowered so that their PSNR range overlaps the learned "
                          "codec's (%(default)s); ctc: the rate points of ctc/ai.cfg")
     a = ap.parse_args(argv)
-    qs = QUALITIES[::2] + [63] if a.quick else QUALITIES
+    qs = sorted(set(QUALITIES[::3] + [63])) if a.quick else QUALITIES
     imgs = load_images(a.images, 2 if a.quick else a.max_images)
     rows, frows = [], []
     for name, pic in imgs:

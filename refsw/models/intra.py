@@ -49,10 +49,10 @@ class IntraConfig:
     act_max: float = 6.0            # clipped ReLU upper bound in h_s / g_s
     stride: int = 16                # g_a total stride
     total_stride: int = 64          # g_a * h_a stride: pad pictures to a multiple of this
-    num_points: int = 8             # trained operating points
+    num_points: int = 10            # trained operating points (q = 0, 7, ..., 63)
     num_quality: int = 64           # quality index range [0, 63]
     # lambda (D = 255^2 * MSE on [0,1] RGB) of each trained operating point
-    lambdas: tuple = (0.0018, 0.0033, 0.0061, 0.0112, 0.0207, 0.0380, 0.0700, 0.1290)
+    lambdas: tuple = (0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
     z_support: int = 127            # z coded in [-127, 127] (encoder clamps)
     z_cdf_precision: int = 16
 
@@ -69,7 +69,7 @@ class IntraConfig:
         return IntraConfig(**d)
 
     def point_quality(self, i: int) -> float:
-        """Quality index of trained operating point i (0, 9, 18, ..., 63 for 8 points)."""
+        """Quality index of trained operating point i (0, 7, 14, ..., 63 for 10 points)."""
         return i * (self.num_quality - 1) / (self.num_points - 1)
 
 
