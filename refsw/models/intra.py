@@ -150,6 +150,10 @@ def run_mixed(seq: nn.Sequential, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     return seq[last:](h.float())
 
 
+# the per-operating-point tables of IntraCodec (rows = trained points)
+POINT_TABLES = ("log_gain_enc", "log_gain_dec", "log_zgain_enc", "log_zgain_dec")
+
+
 def remap_point_table(table: torch.Tensor, old_lambdas, new_lambdas) -> torch.Tensor:
     """Rows of a (P_old, C) per-point table at new operating points (training aid).
 

@@ -20,10 +20,8 @@ import sys
 
 import torch
 
-from refsw.models.intra import IntraCodec, IntraConfig, pad_to_multiple, remap_point_table
+from refsw.models.intra import POINT_TABLES, IntraCodec, IntraConfig, pad_to_multiple, remap_point_table
 from refsw.models.io import export_npz, load_npz
-
-POINT_TABLES = ("log_gain_enc", "log_gain_dec", "log_zgain_enc", "log_zgain_dec")
 
 
 def remap_model(model: IntraCodec, lambdas) -> IntraCodec:

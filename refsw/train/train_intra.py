@@ -37,7 +37,8 @@ import time
 import numpy as np
 import torch
 
-from refsw.models.intra import ClippedReLU, IntraCodec, IntraConfig, pad_to_multiple, remap_point_table
+from refsw.models.intra import (POINT_TABLES, ClippedReLU, IntraCodec, IntraConfig, pad_to_multiple,
+                                remap_point_table)
 from refsw.models.io import export_npz, load_npz
 from refsw.train.eval_intra import evaluate, format_rows, list_images, load_image
 from refsw.train.recycle import channels_in_use, latent_use, recycle_dormant, revive_latent
@@ -48,7 +49,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # ---------------------------------------------------------------- checkpoint (tensors only)
 # operating points of checkpoints written before meta.lambdas was stored (up to step 72 825)
 LEGACY_LAMBDAS = (0.0018, 0.0033, 0.0061, 0.0112, 0.0207, 0.0380, 0.0700, 0.1290)
-POINT_TABLES = ("log_gain_enc", "log_gain_dec", "log_zgain_enc", "log_zgain_dec")
 
 
 def save_ckpt(path, model, opt, step, train_seconds, lr_scale=1.0):
@@ -81,11 +81,11 @@ def load_ckpt(path, model, opt):
     d = torch.load(path, map_location="cpu", weights_only=True)
     sd = {k[6:]: v for k, v in d.items() if k.startswith("model.")}
     old = tuple(d["meta.lambdas"].tolist()) if "meta.lambdas" in d else LEGACY_LAMBDAS
-    remapped = not np.allclose(old, model.cfg.lambdas, rtol=1e-9, atol=0) if len(old) == len(
-        model.cfg.lambdas) else True
+    new = model.cfg.lambdas
+    remapped = len(old) != len(new) or not np.allclose(old, new, rtol=1e-9, atol=0)
     if remapped:
         for n in POINT_TABLES:
-            sd[n] = remap_point_table(sd[n], old, model.cfg.lambdas)
+            sd[n] = remap_point_table(sd[n], old, new)
     model.load_state_dict(sd, strict=True)
     load_ckpt.remapped = old if remapped else None
     for n, p in model.named_parameters():
@@ -288,6 +288,8 @@ def main(argv=None):
     cfg = IntraConfig()
     if args.lambdas:
         lams = tuple(float(v) for v in args.lambdas.split(","))
+        if len(lams) < 2 or lams[0] <= 0 or any(b <= a for a, b in zip(lams, lams[1:])):
+            ap.error(f"--lambdas: need at least two positive increasing values, got {args.lambdas}")
         cfg = IntraConfig(num_points=len(lams), lambdas=lams)
     model = load_npz(args.init_npz) if args.init_npz else IntraCodec(cfg)
     cfg = model.cfg
