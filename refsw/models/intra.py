@@ -154,21 +154,34 @@ def run_mixed(seq: nn.Sequential, x: torch.Tensor, bf16: bool) -> torch.Tensor:
 POINT_TABLES = ("log_gain_enc", "log_gain_dec", "log_zgain_enc", "log_zgain_dec")
 
 
+def check_lambdas(lambdas) -> tuple:
+    """The lambdas of a set of operating points as floats; ValueError unless they are
+    at least two positive, increasing values."""
+    lams = tuple(float(v) for v in lambdas)
+    if len(lams) < 2 or lams[0] <= 0 or any(b <= a for a, b in zip(lams, lams[1:])):
+        raise ValueError(f"need at least two positive increasing lambdas, got {', '.join(map(str, lambdas))}")
+    return lams
+
+
 def remap_point_table(table: torch.Tensor, old_lambdas, new_lambdas) -> torch.Tensor:
     """Rows of a (P_old, C) per-point table at new operating points (training aid).
 
     Piecewise linear in ln(lambda) between the old points; outside their range the
     end segments are extrapolated.  Used when the set of trained points changes.
     """
-    lo = torch.log(torch.tensor(old_lambdas, dtype=torch.float64))
+    lo = torch.log(torch.tensor(check_lambdas(old_lambdas), dtype=torch.float64))
     ln = torch.log(torch.tensor(new_lambdas, dtype=torch.float64))
     if table.shape[0] != lo.numel():
         raise ValueError(f"table has {table.shape[0]} rows for {lo.numel()} lambdas")
-    if lo.numel() < 2 or not bool((lo[1:] > lo[:-1]).all()):
-        raise ValueError("old lambdas must be at least two increasing values")
     i0 = (torch.searchsorted(lo, ln, right=True) - 1).clamp(0, lo.numel() - 2)
     f = ((ln - lo[i0]) / (lo[i0 + 1] - lo[i0])).to(table.dtype).unsqueeze(1)
     return table[i0] * (1 - f) + table[i0 + 1] * f
+
+
+def remap_point_tables(state_dict: dict, old_lambdas, new_lambdas) -> dict:
+    """A copy of an IntraCodec state dict with every table of :data:`POINT_TABLES` remapped."""
+    return {k: remap_point_table(v, old_lambdas, new_lambdas) if k in POINT_TABLES else v
+            for k, v in state_dict.items()}
 
 
 def _ste_round(x: torch.Tensor) -> torch.Tensor:

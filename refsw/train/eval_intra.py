@@ -126,6 +126,35 @@ def format_rows(rows) -> str:
     return "\n".join(lines)
 
 
+def measure_dev(model, images):
+    """What the model card reports on held-out pictures: RD rows, base-only RD rows and
+    the y channel use at q 63 (:func:`refsw.train.recycle.latent_use`)."""
+    from refsw.train.recycle import latent_use
+    with torch.no_grad():
+        latent = latent_use(model, [pad_to_multiple(x.float().unsqueeze(0) / 255.0, model.cfg.total_stride)
+                                    for x in images])
+        return evaluate(model, images), evaluate(model, images, base_only=True), latent
+
+
+def card_rd_section(files, rows, base_rows, latent, base_channels, note: str = ""):
+    """Lines of the model card's "RD on held-out images" section (``note``: a paragraph after its title)."""
+    from refsw.train.recycle import channels_in_use
+    L = [f"## RD on held-out images ({', '.join(os.path.basename(f) for f in files)})\n"]
+    if note:
+        L.append(note + "\n")
+    L.append("Estimated actual rate (quantised scale indices, quarter-sample means with the mean-offset "
+             "tables of 9.3.2.1, integer z CDF; no container or hash bits), "
+             "float decoder, RGB PSNR of the 8-bit output; mean over the images.\n")
+    L.append(format_rows(rows))
+    if base_rows:
+        L.append("\nBase layer only (enhancement channels = rounded predicted means); bpp is still the full rate:\n")
+        L.append(format_rows(base_rows))
+    if latent is not None:
+        L.append(f"\ny channels in use at q 63 on these images (coded values non-zero on >= 0.5 % of "
+                 f"positions): {channels_in_use(latent, base_channels)}.")
+    return L
+
+
 def jpeg_rd(images, qualities=(5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)):
     """Pillow (libjpeg) baseline JPEG, 4:2:0, optimised Huffman: mean bpp/PSNR per quality."""
     import io as _io

@@ -14,14 +14,13 @@ new points (its q values change) and says which points are extrapolated.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 
 import torch
 
-from refsw.models.intra import POINT_TABLES, IntraCodec, IntraConfig, pad_to_multiple, remap_point_table
-from refsw.models.io import export_npz, load_npz
+from refsw.models.intra import IntraCodec, IntraConfig, check_lambdas, remap_point_tables
+from refsw.models.io import export_npz, load_npz, read_npz
 
 
 def remap_model(model: IntraCodec, lambdas) -> IntraCodec:
@@ -30,42 +29,26 @@ def remap_model(model: IntraCodec, lambdas) -> IntraCodec:
     d = old.to_dict()
     d.update(num_points=len(lambdas), lambdas=list(lambdas))
     new = IntraCodec(IntraConfig.from_dict(d))
-    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    for n in POINT_TABLES:
-        sd[n] = remap_point_table(sd[n], old.lambdas, lambdas)
-    new.load_state_dict(sd, strict=True)
+    new.load_state_dict(remap_point_tables(model.state_dict(), old.lambdas, lambdas), strict=True)
     new.eval()
     return new
 
 
 def _card_section(model, old_lambdas, dev):
-    from refsw.train.eval_intra import evaluate, format_rows, list_images, load_image
-    from refsw.train.recycle import channels_in_use, latent_use
+    """The card's RD section, measured on ``dev`` at the model's points, and its RD rows."""
+    from refsw.train.eval_intra import card_rd_section, list_images, load_image, measure_dev
     files = list_images(dev)
-    imgs = [load_image(f) for f in files]
     cfg = model.cfg
     lo, hi = min(old_lambdas), max(old_lambdas)
     extra = [f"q {cfg.point_quality(i):g} (λ {lam:g})" for i, lam in enumerate(cfg.lambdas)
              if not lo * (1 - 1e-9) <= lam <= hi * (1 + 1e-9)]
-    L = [f"## RD on held-out images ({', '.join(os.path.basename(f) for f in files)})\n",
-         f"Operating points: the model was trained at lambdas {', '.join(f'{v:g}' for v in old_lambdas)}; "
-         f"its gain tables were remapped to lambdas {', '.join(f'{v:g}' for v in cfg.lambdas)} "
-         f"(q = {', '.join(f'{cfg.point_quality(i):g}' for i in range(cfg.num_points))}) by "
-         "`python -m refsw.train.remap_points` (piecewise linear in ln lambda). "
-         + (f"Extrapolated beyond the trained range, not trained: {', '.join(extra)}.\n" if extra else "\n"),
-         "Estimated actual rate (quantised scale indices, quarter-sample means with the mean-offset "
-         "tables of 9.3.2.1, integer z CDF; no container or hash bits), "
-         "float decoder, RGB PSNR of the 8-bit output; mean over the images.\n"]
-    with torch.no_grad():
-        rows = evaluate(model, imgs)
-        base_rows = evaluate(model, imgs, base_only=True)
-        use = latent_use(model, [pad_to_multiple(x.float().unsqueeze(0) / 255.0, cfg.total_stride) for x in imgs])
-    L.append(format_rows(rows))
-    L.append("\nBase layer only (enhancement channels = rounded predicted means); bpp is still the full rate:\n")
-    L.append(format_rows(base_rows))
-    L.append(f"\ny channels in use at q 63 on these images (coded values non-zero on >= 0.5 % of "
-             f"positions): {channels_in_use(use, cfg.base_channels)}.\n")
-    return "\n".join(L) + "\n", rows
+    note = (f"Operating points: the model was trained at lambdas {', '.join(f'{v:g}' for v in old_lambdas)}; "
+            f"its gain tables were remapped to lambdas {', '.join(f'{v:g}' for v in cfg.lambdas)} "
+            f"(q = {', '.join(f'{cfg.point_quality(i):g}' for i in range(cfg.num_points))}) by "
+            "`python -m refsw.train.remap_points` (piecewise linear in ln lambda). "
+            + (f"Extrapolated beyond the trained range, not trained: {', '.join(extra)}." if extra else ""))
+    rows, base_rows, latent = measure_dev(model, [load_image(f) for f in files])
+    return "\n".join(card_rd_section(files, rows, base_rows, latent, cfg.base_channels, note)) + "\n\n", rows
 
 
 def main(argv=None):
@@ -78,12 +61,11 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    lambdas = tuple(float(v) for v in a.lambdas.split(",")) if a.lambdas else IntraConfig().lambdas
-    if len(lambdas) < 2 or any(y <= x for x, y in zip(lambdas, lambdas[1:])) or lambdas[0] <= 0:
-        ap.error(f"--lambdas: need at least two positive increasing values, got {lambdas}")
-    import numpy as np
-    with np.load(a.input, allow_pickle=False) as z:
-        meta = {k[5:]: z[k] for k in z.files if k.startswith("meta.")}
+    try:
+        lambdas = check_lambdas(a.lambdas.split(",") if a.lambdas else IntraConfig().lambdas)
+    except ValueError as e:
+        ap.error(f"--lambdas: {e}")
+    meta = {k[5:]: v for k, v in read_npz(a.input).items() if k.startswith("meta.")}
     model = load_npz(a.input)
     new = remap_model(model, lambdas)
     export_npz(new, a.output, meta)

@@ -37,10 +37,10 @@ import time
 import numpy as np
 import torch
 
-from refsw.models.intra import (POINT_TABLES, ClippedReLU, IntraCodec, IntraConfig, pad_to_multiple,
-                                remap_point_table)
+from refsw.models.intra import (POINT_TABLES, ClippedReLU, IntraCodec, IntraConfig, check_lambdas,
+                                remap_point_tables)
 from refsw.models.io import export_npz, load_npz
-from refsw.train.eval_intra import evaluate, format_rows, list_images, load_image
+from refsw.train.eval_intra import card_rd_section, list_images, load_image, measure_dev
 from refsw.train.recycle import channels_in_use, latent_use, recycle_dormant, revive_latent
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -84,8 +84,7 @@ def load_ckpt(path, model, opt):
     new = model.cfg.lambdas
     remapped = len(old) != len(new) or not np.allclose(old, new, rtol=1e-9, atol=0)
     if remapped:
-        for n in POINT_TABLES:
-            sd[n] = remap_point_table(sd[n], old, new)
+        sd = remap_point_tables(sd, old, new)
     model.load_state_dict(sd, strict=True)
     load_ckpt.remapped = old if remapped else None
     for n, p in model.named_parameters():
@@ -171,17 +170,7 @@ def write_card(path, model, args, step, train_seconds, rows, base_rows, train_fi
              f"encoder g_a {ke['g_a']:.2f} + h_a {ke['h_a']:.2f}")
     L.append("- status: " + ("final" if getattr(args, "_final", False) else "intermediate export (training in progress)"))
     L.append("")
-    L.append(f"## RD on held-out images ({', '.join(os.path.basename(f) for f in dev_files)})\n")
-    L.append("Estimated actual rate (quantised scale indices, quarter-sample means with the mean-offset "
-             "tables of 9.3.2.1, integer z CDF; no container or hash bits), "
-             "float decoder, RGB PSNR of the 8-bit output; mean over the images.\n")
-    L.append(format_rows(rows))
-    if base_rows:
-        L.append("\nBase layer only (enhancement channels = rounded predicted means); bpp is still the full rate:\n")
-        L.append(format_rows(base_rows))
-    if latent is not None:
-        L.append(f"\ny channels in use at q 63 on these images (coded values non-zero on >= 0.5 % of "
-                 f"positions): {channels_in_use(latent, cfg.base_channels)}.")
+    L += card_rd_section(dev_files, rows, base_rows, latent, cfg.base_channels)
     L.append("\n## Training data provenance\n")
     L.append(f"{len(train_files)} images from `shared/datasets/train` (not in the repository); "
              "source package / path from its MANIFEST.json; sha256 of the file as read.\n")
@@ -287,9 +276,10 @@ def main(argv=None):
     ClippedReLU.grad_leak = args.grad_leak
     cfg = IntraConfig()
     if args.lambdas:
-        lams = tuple(float(v) for v in args.lambdas.split(","))
-        if len(lams) < 2 or lams[0] <= 0 or any(b <= a for a, b in zip(lams, lams[1:])):
-            ap.error(f"--lambdas: need at least two positive increasing values, got {args.lambdas}")
+        try:
+            lams = check_lambdas(args.lambdas.split(","))
+        except ValueError as e:
+            ap.error(f"--lambdas: {e}")
         cfg = IntraConfig(num_points=len(lams), lambdas=lams)
     model = load_npz(args.init_npz) if args.init_npz else IntraCodec(cfg)
     cfg = model.cfg
@@ -364,10 +354,7 @@ def main(argv=None):
         export_npz(model, args.export, meta)
         rows, base_rows, latent = [], [], None
         if dev_imgs and not args.no_eval:
-            latent = latent_use(model, [pad_to_multiple(x.float().unsqueeze(0) / 255.0, cfg.total_stride)
-                                        for x in dev_imgs])
-            rows = evaluate(model, dev_imgs)
-            base_rows = evaluate(model, dev_imgs, base_only=True)
+            rows, base_rows, latent = measure_dev(model, dev_imgs)
             log("dev RD " + " ".join(f"q{r['q']:g}:{r['bpp']:.3f}bpp/{r['psnr']:.2f}dB" for r in rows))
             log("dev base-only " + " ".join(f"q{r['q']:g}:{r['psnr']:.2f}dB" for r in base_rows))
         log_latent_use(latent)
