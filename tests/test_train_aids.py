@@ -148,3 +148,34 @@ def test_remap_points_tool_moves_weights_to_new_operating_points(tmp_path, capsy
     with pytest.raises(SystemExit):
         main([src, dst, "--lambdas", "0.004,0.001"])
     assert "increasing" in capsys.readouterr().err
+
+
+def test_rate_weights_ramp_revived_channels_from_zero_to_one():
+    from refsw.train.train_intra import rate_weights
+    w = rate_weights({3: 100.0, 7: 50.0}, t=150.0, ramp=100.0, M=10)
+    assert w.shape == (10,)
+    assert float(w[3]) == 0.5 and float(w[7]) == 1.0
+    assert torch.equal(w[[0, 1, 2, 4, 5, 6, 8, 9]], torch.ones(8))
+    assert float(rate_weights({3: 100.0}, t=90.0, ramp=100.0, M=10)[3]) == 0.0
+
+
+def test_train_intra_runs_resumes_and_ramps_revived_rate(tmp_path):
+    """A few steps of train_intra end to end: revival with a rate ramp, checkpoint, export, card, resume."""
+    import numpy as np
+    from PIL import Image
+    from refsw.train import train_intra
+    data = tmp_path / "train"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(data / f"im{i}.png")
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--dev", "", "--out", str(out), "--export", str(tmp_path / "w.npz"),
+            "--card", str(tmp_path / "w.md"), "--batch", "2", "--crop", "64", "--no-eval", "--lambdas", "0.01,0.1"]
+    train_intra.main(args + ["--max-steps", "2", "--revive-latent", "0.5", "--revive-ramp", "100"])
+    log = (out / "train.log").read_text()
+    assert "revived" in log and "done: step 2" in log
+    assert (out / "ckpt.pt").exists() and (tmp_path / "w.npz").exists() and (tmp_path / "w.md").exists()
+    train_intra.main(args + ["--max-steps", "3", "--resume"])
+    assert "resumed from" in (out / "train.log").read_text()
+    assert "done: step 3" in (out / "train.log").read_text()

@@ -24,7 +24,7 @@ enhancement channels by their predicted means mu_r (see :meth:`fill_enhancement`
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Optional
 
 import torch

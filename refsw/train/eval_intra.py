@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from refsw.models.entropy_models import index_to_scale, scale_index, pmf_to_integer_cdf
+from refsw.models.entropy_models import index_to_scale, scale_index
 from refsw.models.intra import pad_to_multiple
 from refsw.tools.learned_intra import split_mean
 

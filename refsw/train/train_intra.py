@@ -19,6 +19,9 @@
 * --revive-latent F [--revive-every S]: re-initialise y channels whose coded
   values at q 63 are non-zero on fewer than a fraction F of positions (same
   file); the log reports the channels in use at start and at each export.
+  --revive-ramp T: a revived channel's rate term is weighted 0 at revival,
+  rising linearly to 1 over T seconds of training, so g_s can learn to use the
+  channel before its rate cost pushes it back to zero.
 * QAT hook: --init-npz starts from exported weights; --freeze-encoder trains only
   h_s, g_s, gains and priors; set DecConv.fake_quant / ClippedReLU.fake_quant
   (refsw.models.intra) to fake-quantisation callables before training.
@@ -201,6 +204,14 @@ def lr_at(args, t):
     return lo + 0.5 * (args.lr - lo) * (1 + math.cos(math.pi * u))
 
 
+def rate_weights(revived_at, t, ramp, M):
+    """Per-channel weights (M,) of the y rate: min(1, (t - t_revival) / ramp) for revived channels."""
+    w = torch.ones(M)
+    for c, t0 in revived_at.items():
+        w[c] = min(1.0, max(0.0, (t - t0) / ramp))
+    return w
+
+
 def sample_quality(n, cfg, rng):
     q = []
     for _ in range(n):
@@ -246,6 +257,8 @@ def main(argv=None):
                          "0 = off")
     ap.add_argument("--revive-every", type=float, default=0.0,
                     help="seconds between latent revival passes (0 = once, at start)")
+    ap.add_argument("--revive-ramp", type=float, default=0.0,
+                    help="seconds over which a revived channel's rate weight rises from 0 to 1 (0 = at once)")
     ap.add_argument("--gain-lr-mult", type=float, default=10.0, help="lr multiplier of the gain tables")
     ap.add_argument("--reinit-zgain", action="store_true", help="reset z gain tables after loading")
     ap.add_argument("--lr-scale", type=float, default=None, help="override the lr scale stored in the checkpoint")
@@ -338,6 +351,10 @@ def main(argv=None):
         rev = revive_latent(model, [sampler.batch(args.batch) for _ in range(6)], threshold=args.revive_latent,
                             opt=opt, generator=g)
         log(f"revived {len(rev)} latent channels (channel, donor): {rev}")
+        for c, _ in rev:
+            revived_at[c] = train_seconds
+
+    revived_at = {}  # y channel -> train_seconds at its revival (rate ramp)
 
     if args.revive_latent > 0:
         log_latent_use()
@@ -378,7 +395,10 @@ def main(argv=None):
         lam = model.lambda_for_quality(q)
         out = model(x, q, base_aux=args.base_aux)
         npx = x.shape[2] * x.shape[3]
-        bits = -(torch.log2(out["y_lik"]).sum(dim=(1, 2, 3)) + torch.log2(out["z_lik"]).sum(dim=(1, 2, 3)))
+        y_bits = -torch.log2(out["y_lik"]).sum(dim=(2, 3))
+        if revived_at and args.revive_ramp > 0:
+            y_bits = y_bits * rate_weights(revived_at, train_seconds, args.revive_ramp, cfg.latent_channels)
+        bits = y_bits.sum(dim=1) - torch.log2(out["z_lik"]).sum(dim=(1, 2, 3))
         bpp = bits / npx
         mse = (out["x_hat"] - x).square().mean(dim=(1, 2, 3))
         loss = (bpp + lam * 255.0 ** 2 * mse).mean()
