@@ -24,8 +24,21 @@ import torch
 from ..models.entropy_models import gaussian_likelihood
 from ..models.intra import _ste_round
 
-LR = 0.03          # Adam step on the gained latent (quantiser step 1)
-LR_FINAL = 0.1     # fraction of LR reached at the last iteration (cosine)
+LR = 0.01          # Adam step on the gained latent (quantiser step 1) up to quality LR_KNEE
+LR_KNEE = 35       # above it the step grows geometrically ...
+LR_TOP = 0.03      # ... to this at quality 63
+LR_FINAL = 0.1     # fraction of the step reached at the last iteration (cosine)
+
+
+def step_for_quality(q: float) -> float:
+    """Initial Adam step of the search at quality q.
+
+    Measured on chelsea and astronaut (40 iterations, weights of step 87 961): a step
+    of 0.01 gives the lowest coded J up to q 35, 0.02 at q 49 and 56, 0.03 at q 63.
+    """
+    if q <= LR_KNEE:
+        return LR
+    return LR * (LR_TOP / LR) ** ((q - LR_KNEE) / (63 - LR_KNEE))
 
 
 class RdCost:
@@ -68,7 +81,8 @@ def refine_latents(model, x: torch.Tensor, y_g: torch.Tensor, z: torch.Tensor, q
     cost = RdCost(model, x, q, valid_hw)
     yv = y_g.detach().clone().requires_grad_(True)
     zv = z.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([yv, zv], lr=LR)
+    lr0 = step_for_quality(q)
+    opt = torch.optim.Adam([yv, zv], lr=lr0)
     best = (math.inf, y_g, z)
     with torch.enable_grad():
         for it in range(iters + 1):
@@ -78,7 +92,7 @@ def refine_latents(model, x: torch.Tensor, y_g: torch.Tensor, z: torch.Tensor, q
             if it == iters:
                 break
             for g in opt.param_groups:
-                g["lr"] = LR * (LR_FINAL + (1 - LR_FINAL) * 0.5 * (1 + math.cos(math.pi * it / iters)))
+                g["lr"] = lr0 * (LR_FINAL + (1 - LR_FINAL) * 0.5 * (1 + math.cos(math.pi * it / iters)))
             opt.zero_grad(set_to_none=True)
             J.backward()
             opt.step()
