@@ -179,3 +179,11 @@ def test_train_intra_runs_resumes_and_ramps_revived_rate(tmp_path):
     train_intra.main(args + ["--max-steps", "3", "--resume"])
     assert "resumed from" in (out / "train.log").read_text()
     assert "done: step 3" in (out / "train.log").read_text()
+
+
+def test_train_intra_rejects_a_negative_revive_ramp(capsys):
+    import pytest
+    from refsw.train import train_intra
+    with pytest.raises(SystemExit):
+        train_intra.main(["--revive-ramp", "-5", "--max-steps", "1"])
+    assert "--revive-ramp" in capsys.readouterr().err

@@ -258,7 +258,8 @@ def main(argv=None):
     ap.add_argument("--revive-every", type=float, default=0.0,
                     help="seconds between latent revival passes (0 = once, at start)")
     ap.add_argument("--revive-ramp", type=float, default=0.0,
-                    help="seconds over which a revived channel's rate weight rises from 0 to 1 (0 = at once)")
+                    help="seconds over which a revived channel's rate weight rises from 0 to 1 (0 = at once); "
+                         "the logged training bpp is the weighted rate")
     ap.add_argument("--gain-lr-mult", type=float, default=10.0, help="lr multiplier of the gain tables")
     ap.add_argument("--reinit-zgain", action="store_true", help="reset z gain tables after loading")
     ap.add_argument("--lr-scale", type=float, default=None, help="override the lr scale stored in the checkpoint")
@@ -275,6 +276,8 @@ def main(argv=None):
     ap.add_argument("--no-eval", action="store_true")
     args = ap.parse_args(argv)
 
+    if args.revive_ramp < 0:
+        ap.error(f"--revive-ramp: {args.revive_ramp:g} is negative (seconds, >= 0)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed + int(time.time()) if args.resume else args.seed)
