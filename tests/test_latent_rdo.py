@@ -1,4 +1,6 @@
 """Encoder-side latent RD optimisation (refsw/tools/latent_rdo.py, non-normative)."""
+import math
+
 import numpy as np
 import torch
 
@@ -69,3 +71,17 @@ def test_search_step_grows_above_the_knee():
     assert abs(L.step_for_quality(63) - L.LR_TOP) < 1e-12
     s = [L.step_for_quality(q) for q in range(L.LR_KNEE, 64)]
     assert all(a < b for a, b in zip(s, s[1:]))
+
+
+def test_soft_rounding_anneals_to_round():
+    from refsw.tools import latent_rdo as L
+    y = torch.tensor([-2.7, -1.52, -0.2, 0.0, 0.3, 0.49, 0.51, 1.9, 3.2])
+    hard = L.soft_round(y, 1e-3)
+    assert torch.allclose(hard, torch.round(y), atol=1e-3)
+    soft = L.soft_round(y, 1.0)
+    assert torch.all((soft - torch.floor(y) >= 0) & (soft - torch.floor(y) <= 1))
+    assert not torch.allclose(soft, torch.round(y), atol=0.05)   # tau 1 is far from round()
+    yv = y.clone().requires_grad_(True)
+    L.soft_round(yv, 0.5).sum().backward()
+    assert torch.all(yv.grad >= 0) and torch.all(yv.grad[y != torch.round(y)] > 0)   # monotone
+    assert L.temperature(0, 40) == L.TAU0 and L.temperature(40, 40) == max(L.TAU0 * math.exp(-L.TAU_DECAY), L.TAU_MIN)
