@@ -349,6 +349,8 @@ def main(argv=None):
         log(f"latent channels in use at q 63 on {where} (non-zero share >= 0.5 %): "
             f"{channels_in_use(use, cfg.base_channels)}")
 
+    revived_at = {}  # y channel -> train_seconds at its revival (rate ramp)
+
     def do_revive():
         g = torch.Generator().manual_seed(int(rng.integers(1 << 30)))
         rev = revive_latent(model, [sampler.batch(args.batch) for _ in range(6)], threshold=args.revive_latent,
@@ -356,8 +358,6 @@ def main(argv=None):
         log(f"revived {len(rev)} latent channels (channel, donor): {rev}")
         for c, _ in rev:
             revived_at[c] = train_seconds
-
-    revived_at = {}  # y channel -> train_seconds at its revival (rate ramp)
 
     if args.revive_latent > 0:
         log_latent_use()
