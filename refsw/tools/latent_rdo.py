@@ -11,8 +11,8 @@ descends on
 with the float model.  J is evaluated on the rounded, coded latent (the proxy of
 the actual operating point) and the best iterate by J is kept, so the search never
 returns a worse proxy cost than g_a's own latent.  The descent direction comes from
-J with y *soft*-rounded (`soft_round`, annealed towards round() over the
-iterations); z is rounded straight-through.  The bitstream syntax and the decoder
+J with y and z *soft*-rounded (`soft_round`, annealed towards round() over the
+iterations).  The bitstream syntax and the decoder
 are untouched.  (Refinement of this kind: Campos et al. 2019; annealed rounding:
 Yang et al. 2020.)
 """
@@ -73,12 +73,14 @@ class RdCost:
         self.xt = x[..., :h, :w]
 
     def __call__(self, y_g: torch.Tensor, z: torch.Tensor, tau: float | None = None) -> torch.Tensor:
-        """J with y rounded (tau None: straight-through) or soft-rounded at temperature tau."""
+        """J with y and z rounded (tau None: straight-through) or soft-rounded at temperature tau."""
         m = self.model
         S = m.cfg.z_support
-        z_hat = _ste_round(z).clamp(-S, S)
+        if tau is None:
+            z_hat, y_hat = _ste_round(z).clamp(-S, S), _ste_round(y_g)
+        else:
+            z_hat, y_hat = soft_round(z, tau).clamp(-S, S), soft_round(y_g, tau)
         mu, log_sigma = m.hyper_decode(z_hat, self.zD, self.gE, self.lgE)
-        y_hat = _ste_round(y_g) if tau is None else soft_round(y_g, tau)
         bits = -(torch.log2(gaussian_likelihood(y_hat, mu, torch.exp(log_sigma))).sum()
                  + torch.log2(m.z_prior.likelihood(z_hat)).sum())
         x_hat = m.synthesize(y_hat, self.gD)[..., :self.h, :self.w]
