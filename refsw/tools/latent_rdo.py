@@ -12,9 +12,8 @@ with the float model.  J is evaluated on the rounded, coded latent (the proxy of
 the actual operating point) and the best iterate by J is kept, so the search never
 returns a worse proxy cost than g_a's own latent.  The descent direction comes from
 J with y and z *soft*-rounded (`soft_round`, annealed towards round() over the
-iterations).  The bitstream syntax and the decoder
-are untouched.  (Refinement of this kind: Campos et al. 2019; annealed rounding:
-Yang et al. 2020.)
+iterations).  The bitstream syntax and the decoder are untouched.  (Refinement of
+this kind: Campos et al. 2019; annealed rounding: Yang et al. 2020.)
 """
 from __future__ import annotations
 
