@@ -68,8 +68,8 @@ def test_latent_refine_option_range():
 def test_search_step_grows_above_the_knee():
     from refsw.tools import latent_rdo as L
     assert L.step_for_quality(0) == L.step_for_quality(L.LR_KNEE) == L.LR
-    assert abs(L.step_for_quality(63) - L.LR_TOP) < 1e-12
-    s = [L.step_for_quality(q) for q in range(L.LR_KNEE, 64)]
+    assert L.step_for_quality(L.LR_TOP_Q) == L.step_for_quality(63) == L.LR_TOP
+    s = [L.step_for_quality(q) for q in range(L.LR_KNEE, L.LR_TOP_Q + 1)]
     assert all(a < b for a, b in zip(s, s[1:]))
 
 
