@@ -24,8 +24,8 @@ import torch
 from ..models.entropy_models import gaussian_likelihood
 from ..models.intra import _ste_round
 
-LR = 0.015         # Adam step on the gained latent (quantiser step 1) up to quality LR_KNEE
-LR_KNEE = 24       # above it the step grows geometrically ...
+LR = 0.025         # Adam step on the gained latent (quantiser step 1) up to quality LR_KNEE
+LR_KNEE = 28       # above it the step grows geometrically ...
 LR_TOP = 0.12      # ... to this at quality LR_TOP_Q, and stays there
 LR_TOP_Q = 42
 LR_FINAL = 0.1     # fraction of the step reached at the last iteration (cosine)
@@ -51,9 +51,9 @@ def step_for_quality(q: float) -> float:
     """Initial Adam step of the search at quality q.
 
     Chosen by the coded J (real rate, integer decoder) of 40 iterations with soft
-    rounding on three training pictures (docs/models/intra_v1.md): 0.015 beats 0.01
-    at q 0 and 21, 0.021 is best at q 28, and from q 42 up 0.12 beats the smaller
-    steps tried.
+    rounding on three training pictures (docs/models/intra_v1.md): 0.025 beats
+    0.015, 0.04 and 0.06 at q 0-21, and from q 42 up 0.12 beats the smaller steps
+    tried.
     """
     if q <= LR_KNEE:
         return LR
