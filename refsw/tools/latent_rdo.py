@@ -24,8 +24,8 @@ import torch
 from ..models.entropy_models import gaussian_likelihood
 from ..models.intra import _ste_round
 
-LR = 0.025         # Adam step on the gained latent (quantiser step 1) up to quality LR_KNEE
-LR_KNEE = 28       # above it the step grows geometrically ...
+LR = 0.015         # Adam step on the gained latent (quantiser step 1) up to quality LR_KNEE
+LR_KNEE = 21       # above it the step grows geometrically ...
 LR_TOP = 0.12      # ... to this at quality LR_TOP_Q, and stays there
 LR_TOP_Q = 42
 LR_FINAL = 0.1     # fraction of the step reached at the last iteration (cosine)
@@ -51,9 +51,10 @@ def step_for_quality(q: float) -> float:
     """Initial Adam step of the search at quality q.
 
     Chosen by the coded J (real rate, integer decoder) of 40 iterations with soft
-    rounding on three training pictures (docs/models/intra_v1.md): at q 0-21 0.025
-    gives the lowest mean J of 0.015, 0.025, 0.04 and 0.06; from q 42 up 0.12 beats
-    the smaller steps tried.
+    rounding on three training pictures (docs/models/intra_v1.md): 0.015 beats 0.01
+    at q 0 and 21 and from q 42 up 0.12 beats the smaller steps tried.  (0.025
+    lowered J at q 0-21 on the crops but cost 0.05-0.09 dB at equal rate at q 7-28 on
+    the CTC pictures, so the low end keeps 0.015.)
     """
     if q <= LR_KNEE:
         return LR
