@@ -153,9 +153,13 @@ CODING_MODE_TOOLS = {
 
 
 class Encoder:
-    def __init__(self, cfg, trace: Trace | None = None):
+    def __init__(self, cfg, trace: Trace | None = None, search_schedule=None):
+        """search_schedule: step schedule of the learned-intra latent search
+        (refsw.tools.latent_rdo.SearchSchedule; None: the shipped one).  A tuning
+        knob for benchmarks/search_schedule.py, not a cfg key."""
         self.cfg = cfg
         self.trace = trace
+        self.search_schedule = search_schedule
         mode = cfg.CodingMode
         if mode not in PICTURE_ENCODERS and mode not in SEQUENCE_ENCODERS:
             raise EncoderError(f"CodingMode: {mode!r} is not available; available: "

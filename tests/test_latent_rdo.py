@@ -1,5 +1,6 @@
 """Encoder-side latent RD optimisation (refsw/tools/latent_rdo.py, non-normative)."""
 import math
+import os
 
 import numpy as np
 import torch
@@ -66,11 +67,37 @@ def test_latent_refine_option_range():
 
 
 def test_search_step_grows_above_the_knee():
-    from refsw.tools import latent_rdo as L
-    assert L.step_for_quality(0) == L.step_for_quality(L.LR_KNEE) == L.LR
-    assert L.step_for_quality(L.LR_TOP_Q) == L.step_for_quality(63) == L.LR_TOP
-    s = [L.step_for_quality(q) for q in range(L.LR_KNEE, L.LR_TOP_Q + 1)]
+    from refsw.tools.latent_rdo import SHIPPED as S
+    assert S.step(0) == S.step(S.lr_knee) == S.lr
+    assert S.step(S.lr_top_q) == S.step(63) == S.lr_top
+    s = [S.step(q) for q in range(S.lr_knee, S.lr_top_q + 1)]
     assert all(a < b for a, b in zip(s, s[1:]))
+    assert S.step_at(0.1, 0, 40) == 0.1 and math.isclose(S.step_at(0.1, 40, 40), 0.1 * S.lr_final)
+
+
+def test_search_schedule_parse_and_errors():
+    import pytest
+    from refsw.tools.latent_rdo import SHIPPED, SearchSchedule
+    s = SearchSchedule.parse("lr=0.025, lr_knee=28")
+    assert (s.lr, s.lr_knee, s.lr_top, s.lr_top_q) == (0.025, 28, SHIPPED.lr_top, SHIPPED.lr_top_q)
+    assert SearchSchedule.parse(s.describe()) == s
+    assert SearchSchedule.parse("") == SHIPPED
+    for bad, msg in (("lr", "not <field>=<number>"), ("step=1", "not <field>=<number>"),
+                     ("lr=abc", "not a number"), ("lr=-1", "finite number >= 0"),
+                     ("lr_knee=50", "below lr_top_q"), ("lr=nan", "finite number")):
+        with pytest.raises(ValueError, match=msg):
+            SearchSchedule.parse(bad)
+
+
+def test_encoder_takes_a_search_schedule():
+    from refsw.tools.latent_rdo import SHIPPED, SearchSchedule
+    pic = _crop(70, 45)
+    c, _ = parse(["--CodingMode", "learned", "-q", "40", "--LatentRefine", "4"], ENCODER_OPTIONS)
+    shipped = Encoder(c).encode([pic])
+    assert Encoder(c, search_schedule=SHIPPED).encode([pic]) == shipped
+    other = Encoder(c, search_schedule=SearchSchedule.parse("lr_top=0.5")).encode([pic])
+    assert other != shipped
+    assert Decoder().decode(other)[0].hash_status == "match"
 
 
 def test_soft_rounding_anneals_to_round():
@@ -84,4 +111,29 @@ def test_soft_rounding_anneals_to_round():
     yv = y.clone().requires_grad_(True)
     L.soft_round(yv, 0.5).sum().backward()
     assert torch.all(yv.grad >= 0) and torch.all(yv.grad[y != torch.round(y)] > 0)   # monotone
-    assert L.temperature(0, 40) == L.TAU0 and L.temperature(40, 40) == max(L.TAU0 * math.exp(-L.TAU_DECAY), L.TAU_MIN)
+    S = L.SHIPPED
+    assert S.temperature(0, 40) == S.tau0 and S.temperature(40, 40) == max(S.tau0 * math.exp(-S.tau_decay), S.tau_min)
+
+
+def test_search_schedule_benchmark(tmp_path, capsys):
+    """benchmarks/search_schedule.py: BD of a schedule against itself is 0; bad input is named."""
+    import importlib.util
+    import pytest
+    from PIL import Image
+    spec = importlib.util.spec_from_file_location(
+        "search_schedule", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "search_schedule.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    pic = _crop(64, 48)
+    Image.fromarray(np.stack(pic.planes, -1).astype(np.uint8)).save(tmp_path / "a.png")
+    args = ["--images", str(tmp_path), "--qualities", "0,21,42,63", "--iters", "2"]
+    assert bench.main(args + ["--candidate", "lr=0.015"]) == 3     # the shipped lr: BD 0, not < 0
+    out = capsys.readouterr().out
+    assert "mean over 1 pictures: BD-rate +0.00 %, BD-PSNR +0.000 dB" in out, out
+    with pytest.raises(SystemExit, match="--candidate: search schedule 'lr=x': lr='x' is not a number"):
+        bench.main(args + ["--candidate", "lr=x"])
+    for bad, msg in ((["--qualities", "0,63"], "need at least 4 values"), (["--crop", "5"], "--crop '5'"),
+                     (["--iters", "0"], "--iters must be >= 1")):
+        with pytest.raises(SystemExit):
+            bench.main(args + ["--candidate", ""] + bad)
+        assert msg in capsys.readouterr().err

@@ -18,20 +18,89 @@ this kind: Campos et al. 2019; annealed rounding: Yang et al. 2020.)
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields, replace
 
 import torch
 
 from ..models.entropy_models import gaussian_likelihood
 from ..models.intra import _ste_round
 
-LR = 0.015         # Adam step on the gained latent (quantiser step 1) up to quality LR_KNEE
-LR_KNEE = 21       # above it the step grows geometrically ...
-LR_TOP = 0.12      # ... to this at quality LR_TOP_Q, and stays there
-LR_TOP_Q = 42
-LR_FINAL = 0.1     # fraction of the step reached at the last iteration (cosine)
-TAU0 = 1.0         # soft-rounding temperature at the first iteration,
-TAU_DECAY = 4.0    # decaying as exp(-TAU_DECAY * it / iters)
-TAU_MIN = 0.02     # down to this
+@dataclass(frozen=True)
+class SearchSchedule:
+    """Step and temperature schedule of the search (encoder choice, not signalled).
+
+    Adam step on the gained latent (quantiser step 1): ``lr`` up to quality
+    ``lr_knee``, rising geometrically to ``lr_top`` at ``lr_top_q`` and constant
+    above; within a search it decays by a cosine to ``lr_final`` of itself.  The
+    soft-rounding temperature is max(tau0 * exp(-tau_decay * it / iters), tau_min).
+    The defaults (``SHIPPED``) are what ``ctc/ai.cfg`` codes with; the measurements
+    behind them are in docs/models/intra_v1.md.  ``benchmarks/search_schedule.py``
+    compares another schedule with them by BD-rate.
+    """
+    lr: float = 0.015
+    lr_knee: float = 21
+    lr_top: float = 0.12
+    lr_top_q: float = 42
+    lr_final: float = 0.1
+    tau0: float = 1.0
+    tau_decay: float = 4.0
+    tau_min: float = 0.02
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"SearchSchedule.{f.name}: {v!r} is not a finite number >= 0")
+        if not self.lr_knee < self.lr_top_q:
+            raise ValueError(f"SearchSchedule: lr_knee ({self.lr_knee}) must be below lr_top_q ({self.lr_top_q})")
+        if self.lr <= 0 or self.lr_top <= 0:
+            raise ValueError("SearchSchedule: lr and lr_top must be > 0")
+
+    def step(self, q: float) -> float:
+        """Initial Adam step of the search at quality q.
+
+        Chosen by the coded J (real rate, integer decoder) of 40 iterations with soft
+        rounding on three training pictures (docs/models/intra_v1.md): 0.015 beats 0.01
+        at q 0 and 21 and from q 42 up 0.12 beats the smaller steps tried.  (0.025
+        lowered J at q 0-21 on the crops but cost 0.05-0.09 dB at equal rate at q 7-28 on
+        the CTC pictures, so the low end keeps 0.015.)
+        """
+        if q <= self.lr_knee:
+            return self.lr
+        if q >= self.lr_top_q:
+            return self.lr_top
+        return self.lr * (self.lr_top / self.lr) ** ((q - self.lr_knee) / (self.lr_top_q - self.lr_knee))
+
+    def step_at(self, lr0: float, it: int, iters: int) -> float:
+        """Step at iteration it of iters: cosine from lr0 down to lr_final * lr0."""
+        return lr0 * (self.lr_final + (1 - self.lr_final) * 0.5 * (1 + math.cos(math.pi * it / iters)))
+
+    def temperature(self, it: int, iters: int) -> float:
+        return max(self.tau0 * math.exp(-self.tau_decay * it / iters), self.tau_min)
+
+    @classmethod
+    def parse(cls, text: str, base: "SearchSchedule | None" = None) -> "SearchSchedule":
+        """'lr=0.02,lr_knee=28' -> the base schedule (default SHIPPED) with those fields changed."""
+        base = base or SHIPPED
+        names = {f.name for f in fields(cls)}
+        kw = {}
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            k, sep, v = item.partition("=")
+            k = k.strip()
+            if not sep or k not in names:
+                raise ValueError(f"search schedule {text!r}: {item!r} is not <field>=<number>; "
+                                 f"fields: {', '.join(sorted(names))}")
+            try:
+                kw[k] = float(v)
+            except ValueError:
+                raise ValueError(f"search schedule {text!r}: {k}={v!r} is not a number") from None
+        return replace(base, **kw)
+
+    def describe(self) -> str:
+        return ",".join(f"{f.name}={getattr(self, f.name):g}" for f in fields(self))
+
+
+SHIPPED = SearchSchedule()
 
 
 def soft_round(y: torch.Tensor, tau: float) -> torch.Tensor:
@@ -41,26 +110,6 @@ def soft_round(y: torch.Tensor, tau: float) -> torch.Tensor:
     f = torch.floor(y)
     r = (y - f).clamp(1e-4, 1 - 1e-4)
     return f + torch.sigmoid((torch.atanh(r) - torch.atanh(1 - r)) / tau)
-
-
-def temperature(it: int, iters: int) -> float:
-    return max(TAU0 * math.exp(-TAU_DECAY * it / iters), TAU_MIN)
-
-
-def step_for_quality(q: float) -> float:
-    """Initial Adam step of the search at quality q.
-
-    Chosen by the coded J (real rate, integer decoder) of 40 iterations with soft
-    rounding on three training pictures (docs/models/intra_v1.md): 0.015 beats 0.01
-    at q 0 and 21 and from q 42 up 0.12 beats the smaller steps tried.  (0.025
-    lowered J at q 0-21 on the crops but cost 0.05-0.09 dB at equal rate at q 7-28 on
-    the CTC pictures, so the low end keeps 0.015.)
-    """
-    if q <= LR_KNEE:
-        return LR
-    if q >= LR_TOP_Q:
-        return LR_TOP
-    return LR * (LR_TOP / LR) ** ((q - LR_KNEE) / (LR_TOP_Q - LR_KNEE))
 
 
 class RdCost:
@@ -93,11 +142,12 @@ class RdCost:
 
 
 def refine_latents(model, x: torch.Tensor, y_g: torch.Tensor, z: torch.Tensor, q: int,
-                   iters: int, valid_hw=None):
+                   iters: int, valid_hw=None, schedule: SearchSchedule | None = None):
     """(y_g, z) -> refined (y_g, z), both float, same shapes (encoder side).
 
     x: (1, 3, H, W) padded picture in [0, 1]; valid_hw: (h, w) picture area
-    without the padding (distortion is measured there only).
+    without the padding (distortion is measured there only); schedule: None for
+    ``SHIPPED``.
     """
     if iters <= 0:
         return y_g, z
@@ -106,7 +156,8 @@ def refine_latents(model, x: torch.Tensor, y_g: torch.Tensor, z: torch.Tensor, q
     cost = RdCost(model, x, q, valid_hw)
     yv = y_g.detach().clone().requires_grad_(True)
     zv = z.detach().clone().requires_grad_(True)
-    lr0 = step_for_quality(q)
+    sch = schedule or SHIPPED
+    lr0 = sch.step(q)
     opt = torch.optim.Adam([yv, zv], lr=lr0)
     best = (math.inf, y_g, z)
     with torch.enable_grad():
@@ -118,8 +169,8 @@ def refine_latents(model, x: torch.Tensor, y_g: torch.Tensor, z: torch.Tensor, q
             if it == iters:
                 break
             for g in opt.param_groups:
-                g["lr"] = lr0 * (LR_FINAL + (1 - LR_FINAL) * 0.5 * (1 + math.cos(math.pi * it / iters)))
+                g["lr"] = sch.step_at(lr0, it, iters)
             opt.zero_grad(set_to_none=True)
-            cost(yv, zv, temperature(it, iters)).backward()
+            cost(yv, zv, sch.temperature(it, iters)).backward()
             opt.step()
     return best[1], best[2]

@@ -233,10 +233,11 @@ def float_model(model_id: int):
     return load_model(model_id)
 
 
-def analyse(model, pic: Picture, q: int, refine: int = 0, valid_hw=None):
+def analyse(model, pic: Picture, q: int, refine: int = 0, valid_hw=None, schedule=None):
     """Encoder analysis: z_hat and the gained latent y (float) of a padded picture.
 
-    refine > 0: that many iterations of latent RD optimisation (latent_rdo.py)."""
+    refine > 0: that many iterations of latent RD optimisation (latent_rdo.py) with
+    ``schedule`` (a latent_rdo.SearchSchedule; None: the shipped one)."""
     x = torch.from_numpy(np.stack(pic.planes).astype(np.float32) / 255.0)[None]
     qq = torch.tensor([float(q)])
     with torch.no_grad():
@@ -246,7 +247,7 @@ def analyse(model, pic: Picture, q: int, refine: int = 0, valid_hw=None):
         y_g = y * gE
     if refine > 0:
         from .latent_rdo import refine_latents
-        y_g, z = refine_latents(model, x, y_g, z, q, refine, valid_hw)
+        y_g, z = refine_latents(model, x, y_g, z, q, refine, valid_hw, schedule)
     S = model.cfg.z_support
     z_hat = torch.round(z).clamp(-S, S).to(torch.int64)
     return z_hat, y_g
@@ -256,7 +257,8 @@ def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
     m = int_model(sps.sps_model_id)
     model = float_model(sps.sps_model_id)
     valid_hw = (pic.height - sps.sps_conf_win_bottom_offset, pic.width - sps.sps_conf_win_right_offset)
-    z_hat, y_g = analyse(model, pic, q, getattr(enc.cfg, "LatentRefine", 0), valid_hw)
+    z_hat, y_g = analyse(model, pic, q, getattr(enc.cfg, "LatentRefine", 0), valid_hw,
+                         getattr(enc, "search_schedule", None))
     mu, k = m.hyper_synthesis(z_hat, q)
     # the symbols are round(y) - mu: the encoder uses the decoder's integer means
     y_hat = torch.round(y_g).to(torch.int64).clamp(-IN_CLIP, IN_CLIP)

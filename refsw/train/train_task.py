@@ -24,7 +24,7 @@ import torch
 
 from refsw.models.registry import MODELS_DIR, find_task_branch, load_model
 from refsw.models.task_face import FaceHead, FaceHeadConfig, loss_fn, make_targets
-from refsw.models.task_io import save_branch
+from refsw.models.task_io import load_branch, save_branch
 from refsw.tasks.evaluate import average_precision, iou
 
 
@@ -137,6 +137,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--channels", type=int, default=FaceHeadConfig.channels, help="hidden channels of t_s")
     ap.add_argument("--depth", type=int, default=FaceHeadConfig.depth, help="hidden 3x3 conv layers of t_s")
+    ap.add_argument("--init", default=None,
+                    help="start from the weights of an earlier branch (.npz), e.g. one trained on an earlier codec")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -157,7 +159,12 @@ def main(argv=None):
     X, Q, G = build_cache(codec, tr, a.cache_passes, base, rng, log)
     h, w = X.shape[2:]
     heat, reg, mask = make_targets(G, h, w)
-    head = FaceHead(FaceHeadConfig(channels=a.channels, depth=a.depth))
+    if a.init:
+        head = load_branch(a.init)
+        head.train()
+        log(f"initialised from {a.init}")
+    else:
+        head = FaceHead(FaceHeadConfig(channels=a.channels, depth=a.depth))
     opt = torch.optim.AdamW(head.parameters(), lr=a.lr, weight_decay=a.weight_decay)
     t0 = time.time()
     acc = 0.0
@@ -195,7 +202,8 @@ def main(argv=None):
                 f"{sum(map(len, tr['gt']))} faces; {a.cache_passes} cached codec passes at random quality, "
                 f"half mirrored)\n"
                 f"- codec: frozen intra_v1 float encoder\n"
-                f"- steps {a.steps}, batch {a.batch}, AdamW lr {a.lr:g} cosine, weight decay {a.weight_decay:g}, "
+                + (f"- initialised from `{a.init}`\n" if a.init else "")
+                + f"- steps {a.steps}, batch {a.batch}, AdamW lr {a.lr:g} cosine, weight decay {a.weight_decay:g}, "
                 f"random translation of the latent by up to {a.shift} cells; wall time "
                 f"{time.time() - t_start:.0f} s on this machine ({a.threads} thread(s))\n"
                 f"- decoder cost: {head.kmac_per_pixel():.3f} kMAC per picture pixel\n"
