@@ -81,10 +81,12 @@ def test_search_schedule_parse_and_errors():
     s = SearchSchedule.parse("lr=0.025, lr_knee=28")
     assert (s.lr, s.lr_knee, s.lr_top, s.lr_top_q) == (0.025, 28, SHIPPED.lr_top, SHIPPED.lr_top_q)
     assert SearchSchedule.parse(s.describe()) == s
+    assert SearchSchedule.parse("lr=0.0123456789").describe().startswith("lr=0.0123456789,")
     assert SearchSchedule.parse("") == SHIPPED
     for bad, msg in (("lr", "not <field>=<number>"), ("step=1", "not <field>=<number>"),
                      ("lr=abc", "not a number"), ("lr=-1", "finite number >= 0"),
-                     ("lr_knee=50", "below lr_top_q"), ("lr=nan", "finite number")):
+                     ("lr_knee=50", "below lr_top_q"), ("lr=nan", "finite number"),
+                     ("tau_min=0", "tau_min: must be > 0")):
         with pytest.raises(ValueError, match=msg):
             SearchSchedule.parse(bad)
 

@@ -53,8 +53,9 @@ class SearchSchedule:
                 raise ValueError(f"SearchSchedule.{f.name}: {v!r} is not a finite number >= 0")
         if not self.lr_knee < self.lr_top_q:
             raise ValueError(f"SearchSchedule: lr_knee ({self.lr_knee}) must be below lr_top_q ({self.lr_top_q})")
-        if self.lr <= 0 or self.lr_top <= 0:
-            raise ValueError("SearchSchedule: lr and lr_top must be > 0")
+        for name in ("lr", "lr_top", "tau_min"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"SearchSchedule.{name}: must be > 0")
 
     def step(self, q: float) -> float:
         """Initial Adam step of the search at quality q.
@@ -97,7 +98,7 @@ class SearchSchedule:
         return replace(base, **kw)
 
     def describe(self) -> str:
-        return ",".join(f"{f.name}={getattr(self, f.name):g}" for f in fields(self))
+        return ",".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
 
 
 SHIPPED = SearchSchedule()
