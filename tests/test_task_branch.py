@@ -145,3 +145,17 @@ def test_targets_centre_cells():
     heat, reg, mask = make_targets([[(16.0, 16.0, 48.0, 64.0)]], 4, 4)
     assert mask.sum() == 1 and mask[0, 0, 2, 2] == 1 and heat[0, 0, 2, 2] == 1
     assert torch.allclose(reg[0, :, 2, 2], torch.tensor([-0.5, 0.0, 2.0, 3.0]))
+
+
+def test_branch_weights_round_trip_and_wrong_file(tmp_path):
+    """save_branch/load_branch round-trip; a file of another model is named, not a TypeError."""
+    from refsw.models.registry import get_entry
+    from refsw.models.task_face import FaceHead, FaceHeadConfig
+    from refsw.models.task_io import load_branch, save_branch
+    head = FaceHead(FaceHeadConfig(channels=8, depth=1))
+    save_branch(head, str(tmp_path / "b.npz"))
+    back = load_branch(str(tmp_path / "b.npz"))
+    assert back.cfg == head.cfg
+    assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(), back.state_dict().values()))
+    with pytest.raises(ValueError, match="face branch config: unknown keys .*base_channels"):
+        load_branch(get_entry(1).weights_path)

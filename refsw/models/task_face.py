@@ -15,7 +15,7 @@ Training (refsw/train/train_task.py) distils the offline MTCNN detector.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
@@ -42,6 +42,10 @@ class FaceHeadConfig:
 
     @staticmethod
     def from_dict(d):
+        known = {f.name for f in fields(FaceHeadConfig)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"face branch config: unknown keys {', '.join(unknown)} (not a face-branch file?)")
         return FaceHeadConfig(**d)
 
 

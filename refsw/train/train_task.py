@@ -140,6 +140,14 @@ def main(argv=None):
     ap.add_argument("--init", default=None,
                     help="start from the weights of an earlier branch (.npz), e.g. one trained on an earlier codec")
     a = ap.parse_args(argv)
+    init_head = None
+    if a.init:   # read before the (long) cache build, so a bad file fails at once
+        if not os.path.isfile(a.init):
+            ap.error(f"--init {a.init!r}: no such file")
+        try:
+            init_head = load_branch(a.init)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            ap.error(f"--init {a.init!r}: not a task-branch weight file ({e})")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -159,10 +167,11 @@ def main(argv=None):
     X, Q, G = build_cache(codec, tr, a.cache_passes, base, rng, log)
     h, w = X.shape[2:]
     heat, reg, mask = make_targets(G, h, w)
-    if a.init:
-        head = load_branch(a.init)
+    if init_head is not None:
+        head = init_head
         head.train()
-        log(f"initialised from {a.init}")
+        log(f"initialised from {a.init} (its t_s shape overrides --channels/--depth): "
+            f"{head.cfg.channels} channels, depth {head.cfg.depth}")
     else:
         head = FaceHead(FaceHeadConfig(channels=a.channels, depth=a.depth))
     opt = torch.optim.AdamW(head.parameters(), lr=a.lr, weight_decay=a.weight_decay)
