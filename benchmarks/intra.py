@@ -66,17 +66,20 @@ def load_images(spec: str, max_images: int):
     return out
 
 
-def refsw_points(name, pic, qualities):
+def refsw_points(name, pic, qualities, refine=0, search_schedule=None):
+    """Code and decode pic at each quality (LatentRefine refine, latent_rdo.SearchSchedule
+    search_schedule, None: the shipped one); the decoded-picture hash must match."""
     rows = []
     for q in qualities:
-        c, _ = parse(["--CodingMode", "learned", "-q", str(q)], ENCODER_OPTIONS)
+        c, _ = parse(["--CodingMode", "learned", "-q", str(q), "--LatentRefine", str(refine)], ENCODER_OPTIONS)
         t0 = time.perf_counter()
-        data = Encoder(c).encode([pic])
+        data = Encoder(c, search_schedule=search_schedule).encode([pic])
         te = time.perf_counter() - t0
         t0 = time.perf_counter()
         out = Decoder().decode(data)
         td = time.perf_counter() - t0
-        assert out[0].hash_status == "match", name
+        if out[0].hash_status != "match":
+            raise SystemExit(f"{name} q {q}: decoded picture hash {out[0].hash_status}")
         p = psnr(pic, out[0].picture)[-1]
         dph = sum(u.size for u in parse_units(data) if u.type_name == "DPH")
         npx = pic.width * pic.height

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 import torch
@@ -32,37 +31,17 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 from refsw import tools  # noqa: E402,F401
-from refsw.cfg import parse  # noqa: E402
 from refsw.ctc.bd import BDError, bd_quality, bd_rate  # noqa: E402
-from refsw.decoder import Decoder  # noqa: E402
-from refsw.encoder import Encoder  # noqa: E402
-from refsw.metrics import psnr  # noqa: E402
-from refsw.options import ENCODER_OPTIONS  # noqa: E402
+from refsw.ctc.testsets import _crop as crop  # noqa: E402
 from refsw.picture import Picture  # noqa: E402
 from refsw.tools.latent_rdo import SearchSchedule  # noqa: E402
 
-from intra import QUALITIES, load_images  # noqa: E402
+from intra import QUALITIES, load_images, refsw_points  # noqa: E402
 
 
 def centre_crop(pic: Picture, w: int, h: int) -> Picture:
     w, h = min(w, pic.width), min(h, pic.height)
-    x0, y0 = (pic.width - w) // 2, (pic.height - h) // 2
-    return Picture([p[y0:y0 + h, x0:x0 + w].copy() for p in pic.planes], pic.chroma_format,
-                   pic.bit_depth, pic.colour_space)
-
-
-def rd_points(pic: Picture, name: str, schedule: SearchSchedule, qualities, iters: int):
-    rows = []
-    for q in qualities:
-        c, _ = parse(["--CodingMode", "learned", "-q", str(q), "--LatentRefine", str(iters)], ENCODER_OPTIONS)
-        t0 = time.perf_counter()
-        data = Encoder(c, search_schedule=schedule).encode([pic])
-        te = time.perf_counter() - t0
-        out = Decoder().decode(data)
-        if out[0].hash_status != "match":
-            raise SystemExit(f"{name} q {q}: decoded picture hash {out[0].hash_status}")
-        rows.append((8 * len(data) / (pic.width * pic.height), psnr(pic, out[0].picture)[-1], te))
-    return rows
+    return crop(pic, ((pic.width - w) // 2, (pic.height - h) // 2, w, h))
 
 
 def parse_schedule(text: str, what: str) -> SearchSchedule:
@@ -108,12 +87,12 @@ def main(argv=None):
           f"# {len(pics)} pictures, qualities {qualities}, LatentRefine {a.iters}")
     bds, bdq = [], []
     for name, pic in pics:
-        r = rd_points(pic, name, ref, qualities, a.iters)
-        c = rd_points(pic, name, cand, qualities, a.iters)
-        for q, (rb, rp, rt), (cb, cp, ct) in zip(qualities, r, c):
-            print(f"{name:24s} q{q:2d}  ref {rb:.4f} bpp {rp:.3f} dB {rt:5.1f} s   "
-                  f"cand {cb:.4f} bpp {cp:.3f} dB {ct:5.1f} s", flush=True)
-        args = ([x[0] for x in r], [x[1] for x in r], [x[0] for x in c], [x[1] for x in c])
+        r = refsw_points(name, pic, qualities, a.iters, ref)
+        c = refsw_points(name, pic, qualities, a.iters, cand)
+        for q, x, y in zip(qualities, r, c):
+            print(f"{name:24s} q{q:2d}  ref {x['bpp']:.4f} bpp {x['psnr']:.3f} dB {x['enc']:5.1f} s   "
+                  f"cand {y['bpp']:.4f} bpp {y['psnr']:.3f} dB {y['enc']:5.1f} s", flush=True)
+        args = ([x["bpp"] for x in r], [x["psnr"] for x in r], [x["bpp"] for x in c], [x["psnr"] for x in c])
         try:
             v, d = bd_rate(*args), bd_quality(*args)
         except BDError as e:   # no overlap: say so, go on

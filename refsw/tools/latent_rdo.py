@@ -80,9 +80,8 @@ class SearchSchedule:
         return max(self.tau0 * math.exp(-self.tau_decay * it / iters), self.tau_min)
 
     @classmethod
-    def parse(cls, text: str, base: "SearchSchedule | None" = None) -> "SearchSchedule":
-        """'lr=0.02,lr_knee=28' -> the base schedule (default SHIPPED) with those fields changed."""
-        base = base or SHIPPED
+    def parse(cls, text: str) -> "SearchSchedule":
+        """'lr=0.02,lr_knee=28' -> SHIPPED with those fields changed."""
         names = {f.name for f in fields(cls)}
         kw = {}
         for item in filter(None, (t.strip() for t in text.split(","))):
@@ -95,7 +94,7 @@ class SearchSchedule:
                 kw[k] = float(v)
             except ValueError:
                 raise ValueError(f"search schedule {text!r}: {k}={v!r} is not a number") from None
-        return replace(base, **kw)
+        return replace(SHIPPED, **kw)
 
     def describe(self) -> str:
         return ",".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))

@@ -258,7 +258,7 @@ def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
     model = float_model(sps.sps_model_id)
     valid_hw = (pic.height - sps.sps_conf_win_bottom_offset, pic.width - sps.sps_conf_win_right_offset)
     z_hat, y_g = analyse(model, pic, q, getattr(enc.cfg, "LatentRefine", 0), valid_hw,
-                         getattr(enc, "search_schedule", None))
+                         enc.search_schedule)
     mu, k = m.hyper_synthesis(z_hat, q)
     # the symbols are round(y) - mu: the encoder uses the decoder's integer means
     y_hat = torch.round(y_g).to(torch.int64).clamp(-IN_CLIP, IN_CLIP)
