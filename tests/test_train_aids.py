@@ -187,3 +187,65 @@ def test_train_intra_rejects_a_negative_revive_ramp(capsys):
     with pytest.raises(SystemExit):
         train_intra.main(["--revive-ramp", "-5", "--max-steps", "1"])
     assert "--revive-ramp" in capsys.readouterr().err
+
+
+def test_training_resumes_from_a_remapped_weight_file_at_its_trained_points(tmp_path, capsys):
+    """remap_points keeps the trained gain tables; train_intra --init-npz restores them exactly,
+    continues step and time from the file, and names a file that is not intra weights."""
+    import numpy as np
+    import pytest
+    from PIL import Image
+    from refsw.models.intra import POINT_TABLES
+    from refsw.models.io import export_npz, read_npz
+    from refsw.train import train_intra
+    from refsw.train.remap_points import main as remap
+    torch.manual_seed(0)
+    trained = (0.001, 0.004, 0.016)
+    m = IntraCodec(IntraConfig(num_points=3, lambdas=trained))
+    with torch.no_grad():   # a kink at the middle point: remapping there and back is not exact
+        m.log_gain_enc.copy_(torch.tensor([0.0, 1.0, 0.0]).view(3, 1).expand_as(m.log_gain_enc))
+    m.eval()
+    src, shipped, twice = (str(tmp_path / n) for n in ("in.npz", "shipped.npz", "twice.npz"))
+    export_npz(m, src, {"step": 5, "train_seconds": 2.0})
+    assert remap([src, shipped, "--lambdas", "0.0005,0.002,0.008,0.032"]) == 0
+    assert remap([shipped, twice, "--lambdas", "0.0005,0.001,0.002,0.008,0.032"]) == 0
+    a = read_npz(twice)      # a second remap carries the trained tables over unchanged
+    assert tuple(a["meta.trained_lambdas"].tolist()) == trained
+    for n in POINT_TABLES:
+        assert np.array_equal(a["trained." + n], m.state_dict()[n].half().numpy())
+
+    r, step, secs, how = train_intra.init_from_npz(twice, trained)
+    assert (step, secs) == (5, 2.0) and "restored" in how and r.cfg.lambdas == trained
+    for n in POINT_TABLES:
+        assert torch.equal(r.state_dict()[n], m.state_dict()[n].half().float())
+    assert torch.equal(r.g_s[0].weight, m.g_s[0].weight.half().float())
+    # without the trained tables: remapped back, which loses the kink
+    stripped = str(tmp_path / "stripped.npz")
+    np.savez(stripped, **{k: v for k, v in a.items() if not k.startswith("trained.") and k != "meta.trained_lambdas"})
+    r2, _, _, how2 = train_intra.init_from_npz(stripped, trained)
+    assert "remapped" in how2
+    assert float(r2.log_gain_enc[1, 0].detach()) < 0.9
+    # the file's own points: loaded as they are
+    assert train_intra.init_from_npz(twice)[0].cfg.num_points == 5
+
+    data = tmp_path / "train"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(data / f"im{i}.png")
+    out = tmp_path / "run"
+    args = ["--data", str(data), "--dev", "", "--out", str(out), "--export", str(tmp_path / "w.npz"),
+            "--card", str(tmp_path / "w.md"), "--batch", "2", "--crop", "64", "--no-eval",
+            "--lambdas", "0.001,0.004,0.016", "--time-budget", "1000"]
+    train_intra.main(args + ["--init-npz", twice, "--max-steps", "7", "--rewarm-steps", "4"])
+    log = (out / "train.log").read_text()
+    assert "at step 5, 2s; trained gain tables restored" in log and "done: step 7" in log
+    assert int(read_npz(str(tmp_path / "w.npz"))["meta.step"]) == 7
+    with pytest.raises(SystemExit):
+        train_intra.main(args + ["--init-npz", str(tmp_path / "nope.npz")])
+    assert "--init-npz: no such file" in capsys.readouterr().err
+    junk = str(tmp_path / "junk.npz")
+    np.savez(junk, x=np.zeros(3))
+    with pytest.raises(SystemExit):
+        train_intra.main(args + ["--init-npz", junk])
+    assert "not intra weights" in capsys.readouterr().err

@@ -17,6 +17,10 @@ Layout of an exported ``.npz`` (all plain numeric arrays, load with
                                   in the config), symbol v in [-S, S] at column v+S.
     - ``derived.scale_table``     (64,) float64 normative Gaussian scales s_k.
 * ``meta.step``, ``meta.train_seconds`` int64 / float64 scalars.
+* ``meta.trained_lambdas`` and ``trained.<table>`` (optional, written by
+  ``refsw.train.remap_points``): the lambdas the model was trained at and its
+  per-point gain tables there (float16), so that training can resume from the
+  shipped, remapped file at the trained points exactly (``train_intra --init-npz``).
 """
 from __future__ import annotations
 
@@ -31,7 +35,9 @@ import torch
 from .entropy_models import scale_table
 
 
-def export_npz(model, path: str, meta: Optional[dict] = None) -> None:
+def export_npz(model, path: str, meta: Optional[dict] = None, extra: Optional[dict] = None) -> None:
+    """Write ``model`` to ``path``; ``meta`` values go to ``meta.<key>``, ``extra``
+    arrays are stored under their own keys (e.g. ``trained.<table>``)."""
     cfg = model.cfg
     arrays = {}
     arrays["config_json"] = np.frombuffer(json.dumps(cfg.to_dict(), sort_keys=True).encode(), dtype=np.uint8)
@@ -48,6 +54,10 @@ def export_npz(model, path: str, meta: Optional[dict] = None) -> None:
     arrays["derived.scale_table"] = scale_table()
     for k, v in (meta or {}).items():
         arrays["meta." + k] = np.asarray(v)
+    for k, v in (extra or {}).items():
+        if k in arrays:
+            raise ValueError(f"export_npz: extra key {k!r} collides with a model key")
+        arrays[k] = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     tmp = path + ".tmp.npz"

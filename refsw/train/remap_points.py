@@ -8,6 +8,11 @@ points outside the trained lambda range are extrapolated from the end segments,
 i.e. not trained.  All other weights are copied.  The default target is the
 operating-point set of the registered model (``IntraConfig()``).
 
+The output keeps the tables at the trained points (``trained.<table>``, with
+``meta.trained_lambdas``; carried over unchanged if the input already has them),
+so that ``train_intra --init-npz OUT.npz --lambdas <trained>`` resumes training
+from the shipped file exactly at the trained points.
+
 With ``--card`` the model card's RD section is measured again on ``--dev`` at the
 new points (its q values change) and says which points are extrapolated.
 """
@@ -19,7 +24,7 @@ import sys
 
 import torch
 
-from refsw.models.intra import IntraCodec, IntraConfig, check_lambdas, remap_point_tables
+from refsw.models.intra import POINT_TABLES, IntraCodec, IntraConfig, check_lambdas, remap_point_tables
 from refsw.models.io import export_npz, load_npz, read_npz
 
 
@@ -65,10 +70,16 @@ def main(argv=None):
         lambdas = check_lambdas(a.lambdas.split(",") if a.lambdas else IntraConfig().lambdas)
     except ValueError as e:
         ap.error(f"--lambdas: {e}")
-    meta = {k[5:]: v for k, v in read_npz(a.input).items() if k.startswith("meta.")}
+    arrays = read_npz(a.input)
+    meta = {k[5:]: v for k, v in arrays.items() if k.startswith("meta.")}
     model = load_npz(a.input)
     new = remap_model(model, lambdas)
-    export_npz(new, a.output, meta)
+    extra = {k: v for k, v in arrays.items() if k.startswith("trained.")}
+    if not extra:
+        sd = model.state_dict()
+        extra = {"trained." + n: sd[n].to(torch.float16) for n in POINT_TABLES}
+        meta["trained_lambdas"] = model.cfg.lambdas
+    export_npz(new, a.output, meta, extra)
     print(f"{a.output}: lambdas {model.cfg.lambdas} -> {new.cfg.lambdas}")
     if a.card:
         text = open(a.card, encoding="utf-8").read()

@@ -22,7 +22,12 @@
   --revive-ramp T: a revived channel's rate term is weighted 0 at revival,
   rising linearly to 1 over T seconds of training, so g_s can learn to use the
   channel before its rate cost pushes it back to zero.
-* QAT hook: --init-npz starts from exported weights; --freeze-encoder trains only
+* --init-npz W starts from exported weights, e.g. the shipped file: step and
+  training time continue from its meta; with --lambdas at the points it was
+  trained at, its trained gain tables (``trained.*``, kept by remap_points) are
+  restored, or else its tables are remapped.  Adam starts afresh, so the lr
+  ramps up over --rewarm-steps.  A later --resume from OUT/ckpt.pt wins over it.
+* QAT hook: --freeze-encoder trains only
   h_s, g_s, gains and priors; set DecConv.fake_quant / ClippedReLU.fake_quant
   (refsw.models.intra) to fake-quantisation callables before training.
 """
@@ -42,7 +47,7 @@ import torch
 
 from refsw.models.intra import (POINT_TABLES, ClippedReLU, IntraCodec, IntraConfig, check_lambdas,
                                 remap_point_tables)
-from refsw.models.io import export_npz, load_npz
+from refsw.models.io import export_npz, load_npz, read_npz
 from refsw.train.eval_intra import card_rd_section, list_images, load_image, measure_dev
 from refsw.train.recycle import channels_in_use, latent_use, recycle_dormant, revive_latent
 
@@ -104,6 +109,38 @@ def load_ckpt(path, model, opt):
         torch.set_rng_state(d["meta.torch_rng"])
     load_ckpt.lr_scale = float(d.get("meta.lr_scale", torch.tensor(1.0)))
     return int(d["meta.step"]), float(d["meta.train_seconds"])
+
+
+def init_from_npz(path, lambdas=None):
+    """(model, step, train_seconds, how) to start training from an exported weight file.
+
+    With ``lambdas`` other than the file's points, the gain tables at ``lambdas``
+    are the file's ``trained.*`` tables if it was trained there (exact), else the
+    file's tables remapped (piecewise linear in ln lambda, approximate)."""
+    arrays = read_npz(path)
+    model = load_npz(path)
+    step = int(arrays["meta.step"]) if "meta.step" in arrays else 0
+    secs = float(arrays["meta.train_seconds"]) if "meta.train_seconds" in arrays else 0.0
+    have = model.cfg.lambdas
+    if lambdas is None or (len(lambdas) == len(have) and np.allclose(lambdas, have, rtol=1e-9, atol=0)):
+        return model, step, secs, f"operating points as in the file ({len(have)})"
+    d = model.cfg.to_dict()
+    d.update(num_points=len(lambdas), lambdas=list(lambdas))
+    new = IntraCodec(IntraConfig.from_dict(d))
+    sd = model.state_dict()
+    trained = tuple(arrays["meta.trained_lambdas"].tolist()) if "meta.trained_lambdas" in arrays else None
+    if trained is not None and len(trained) == len(lambdas) and np.allclose(trained, lambdas, rtol=1e-9, atol=0):
+        missing = [n for n in POINT_TABLES if "trained." + n not in arrays]
+        if missing:
+            raise ValueError(f"{path}: meta.trained_lambdas present but no trained.{missing[0]}")
+        sd.update({n: torch.from_numpy(arrays["trained." + n].astype(np.float32)) for n in POINT_TABLES})
+        how = f"trained gain tables restored at {len(lambdas)} points"
+    else:
+        sd = remap_point_tables(sd, have, lambdas)
+        how = f"gain tables remapped from the file's {len(have)} points (not trained there)"
+    new.load_state_dict(sd, strict=True)
+    new.eval()
+    return new, step, secs, how
 
 
 # ---------------------------------------------------------------- data
@@ -230,7 +267,10 @@ def main(argv=None):
     ap.add_argument("--export", default=os.path.join(REPO, "refsw/data/models/intra_v1.npz"))
     ap.add_argument("--card", default=os.path.join(REPO, "refsw/data/models/intra_v1.md"))
     ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--init-npz", default=None, help="start from exported weights (fine-tuning / QAT)")
+    ap.add_argument("--init-npz", default=None,
+                    help="start from exported weights, e.g. the shipped file (step and time continue from it)")
+    ap.add_argument("--rewarm-steps", type=int, default=500,
+                    help="after --init-npz, ramp the lr from 0.1x over this many steps (fresh Adam state)")
     ap.add_argument("--freeze-encoder", action="store_true")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)
@@ -239,7 +279,7 @@ def main(argv=None):
     ap.add_argument("--warmup-frac", type=float, default=0.01)
     ap.add_argument("--decay-start", type=float, default=0.6)
     ap.add_argument("--time-budget", type=float, default=7000.0, help="seconds of training (schedule + stop)")
-    ap.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = time only)")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop at this step count (absolute: it continues from --resume or --init-npz; 0 = time only)")
     ap.add_argument("--base-aux", type=int, default=2, help="samples per batch with a base-only recon loss")
     ap.add_argument("--base-weight", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
@@ -297,7 +337,19 @@ def main(argv=None):
         except ValueError as e:
             ap.error(f"--lambdas: {e}")
         cfg = IntraConfig(num_points=len(lams), lambdas=lams)
-    model = load_npz(args.init_npz) if args.init_npz else IntraCodec(cfg)
+    step, train_seconds = 0, 0.0
+    rewarm_until = 0
+    if args.init_npz:
+        if not os.path.isfile(args.init_npz):
+            ap.error(f"--init-npz: no such file: {args.init_npz}")
+        try:
+            model, step, train_seconds, how = init_from_npz(args.init_npz, cfg.lambdas if args.lambdas else None)
+        except (KeyError, ValueError, RuntimeError) as e:
+            ap.error(f"--init-npz {args.init_npz}: not intra weights of this model ({e})")
+        log(f"initialised from {args.init_npz} at step {step}, {train_seconds:.0f}s; {how}")
+        rewarm_until = step + max(0, args.rewarm_steps)
+    else:
+        model = IntraCodec(cfg)
     cfg = model.cfg
     model.bf16 = args.bf16
     model.train()
@@ -312,13 +364,13 @@ def main(argv=None):
               {"params": [p for p in params if id(p) in gain_ids], "mult": args.gain_lr_mult}]
     opt = torch.optim.Adam([g for g in groups if g["params"]], lr=args.lr)
     ckpt = os.path.join(args.out, "ckpt.pt")
-    step, train_seconds = 0, 0.0
-    lr_scale = 1.0
+    lr_scale = 1.0 if args.lr_scale is None else args.lr_scale
     ema_loss = None
     if args.resume and os.path.exists(ckpt):
         step, train_seconds = load_ckpt(ckpt, model, opt)
         lr_scale = load_ckpt.lr_scale if args.lr_scale is None else args.lr_scale
         log(f"resumed from {ckpt} at step {step}, {train_seconds:.0f}s, lr scale {lr_scale:g}")
+        rewarm_until = 0
         if load_ckpt.remapped:
             log(f"gain tables remapped from lambdas {load_ckpt.remapped} to {cfg.lambdas}")
     if args.reinit_zgain:
@@ -391,6 +443,8 @@ def main(argv=None):
         if train_seconds >= args.time_budget or (args.max_steps and step >= args.max_steps):
             break
         lr = lr_at(args, train_seconds) * lr_scale
+        if step < rewarm_until:
+            lr *= 0.1 + 0.9 * (1.0 - (rewarm_until - step) / args.rewarm_steps)
         for g in opt.param_groups:
             g["lr"] = lr * g["mult"]
         x = sampler.batch(args.batch)
