@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Release new intra_v1 weights (non-normative; docs/models/intra_v1.md, "Releasing weights").
+#
+#   scripts/release_intra.sh CANDIDATE.npz CANDIDATE.md
+#
+# CANDIDATE is a training export of refsw.train.train_intra (float weights at the
+# trained operating points) and its model card.  Steps, each stopping the release
+# on failure:
+#   1. remap the candidate to the registered operating points (trained tables kept);
+#   2. gate: BD-rate of the remapped candidate against the shipped weights on the
+#      held-out pictures must be < 0 (benchmarks/compare_weights.py, exit 3 otherwise);
+#   3. ship float weights + card, convert the integer decoder data (calibrated on TRAIN);
+#   4. fine-tune the face branch from the shipped branch on the new base latent and
+#      convert it (needs out/face_data/{train,eval}.npz, see refsw.tasks.face_data);
+#   5. regenerate the conformance suite and check it (threads 1/2, int64 path).
+# Environment: DEV (held-out pictures, ../shared/datasets/dev), TRAIN (calibration
+# pictures, ../shared/datasets/train), FACE_STEPS (4000; 0 skips step 4),
+# THREADS (2), WORK (out/release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -ne 2 ]; then
+    echo "usage: scripts/release_intra.sh CANDIDATE.npz CANDIDATE.md" >&2
+    exit 2
+fi
+cand=$1
+card=$2
+for f in "$cand" "$card"; do
+    [ -f "$f" ] || { echo "release_intra: no such file: $f" >&2; exit 2; }
+done
+DEV=${DEV:-../shared/datasets/dev}
+TRAIN=${TRAIN:-../shared/datasets/train}
+FACE_STEPS=${FACE_STEPS:-4000}
+THREADS=${THREADS:-2}
+WORK=${WORK:-out/release}
+PY=.venv/bin/python
+M=refsw/data/models
+mkdir -p "$WORK"
+stamp() { echo "[release_intra $(date -u +%H:%M:%S)] $*"; }
+
+stamp "1. remap $cand to the registered operating points"
+cp "$card" "$WORK/intra_v1.md"
+$PY -m refsw.train.remap_points "$cand" "$WORK/intra_v1.npz" --card "$WORK/intra_v1.md" --dev "$DEV" \
+    --threads "$THREADS"
+
+stamp "2. gate against the shipped weights on $DEV"
+if ! $PY benchmarks/compare_weights.py "$WORK/intra_v1.npz" --images "$DEV" --threads "$THREADS"; then
+    echo "release_intra: the candidate is not better than the shipped weights; nothing shipped" >&2
+    exit 3
+fi
+
+stamp "3. ship the float weights and convert the integer decoder (calibration: $TRAIN)"
+cp "$M/intra_v1_face.npz" "$WORK/intra_v1_face_prev.npz"
+cp "$WORK/intra_v1.npz" "$M/intra_v1.npz"
+cp "$WORK/intra_v1.md" "$M/intra_v1.md"
+$PY -m refsw.nn.convert --calib "$TRAIN"
+
+if [ "$FACE_STEPS" -gt 0 ]; then
+    stamp "4. face branch: $FACE_STEPS steps from the shipped branch"
+    $PY -m refsw.train.train_task --steps "$FACE_STEPS" --init "$WORK/intra_v1_face_prev.npz" --threads "$THREADS"
+    $PY -m refsw.nn.convert --branch face
+else
+    stamp "4. face branch skipped (FACE_STEPS=0): the shipped branch stays, trained on the old base"
+fi
+
+stamp "5. conformance suite"
+$PY conformance/regenerate.py
+.venv/bin/refsw-conformance --equivalence
+stamp "done; now run benchmarks/intra.py (both test sets) and benchmarks/task.py, and update the docs"
