@@ -93,17 +93,13 @@ def _conv_layers(seq, s_in: float, act_max: float, final_scale=None):
     return layers, acc_units
 
 
-def integerize(model, calib_images, *, qualities=range(0, 64, 9)) -> dict:
-    """Integer decoder data (dict of numpy arrays) for ``model`` (IntraCodec)."""
-    from refsw.models.entropy_models import LOG_SCALE_MIN, LOG_SCALE_STEP
+def calibrate(model, calib_images, qualities=range(0, 64, 9)):
+    """(ymax, zmax, s_gin, s_hin): the largest |y_hat * gD| and |z_hat * zD| on the
+    calibration pictures and the input units of g_s and h_s derived from them."""
     from refsw.models.intra import pad_to_multiple
     cfg = model.cfg
+    was_training = model.training
     model.eval()
-    M, Z = cfg.latent_channels, cfg.hyper_channels
-    qs = torch.arange(cfg.num_quality, dtype=torch.float32)
-    with torch.no_grad():
-        gE, gD, zE, zD, lgE = (t.squeeze(-1).squeeze(-1).double().numpy() for t in model.gains(qs))
-    # calibration of the two input scales (g_s input y_hat*gD, h_s input z_hat*zD)
     ymax, zmax = 1e-6, 1e-6
     with torch.no_grad():
         for x in calib_images:
@@ -117,9 +113,38 @@ def integerize(model, calib_images, *, qualities=range(0, 64, 9)) -> dict:
                 zmax = max(zmax, float((zh * g[3]).abs().max()))
     # a degenerate calibration (e.g. an untrained model whose latents are all 0)
     ymax, zmax = max(ymax, 1.0), max(zmax, 1.0)
+    model.train(was_training)
     # headroom: the calibrated maximum maps to 1/4 of the latent range
-    s_gin = ymax / (LAT_MAX / 4)
-    s_hin = zmax / (LAT_MAX / 4)
+    return ymax, zmax, ymax / (LAT_MAX / 4), zmax / (LAT_MAX / 4)
+
+
+def calib_pictures(folder=None, max_images=6):
+    """Calibration pictures (1, 3, <=512, <=512) in [0, 1]: the PNGs of ``folder``
+    (sorted) or the shipped default picture."""
+    from PIL import Image
+
+    from refsw.content import default_image_path
+    paths = [default_image_path()]
+    if folder:
+        paths = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(".png"))
+    imgs = []
+    for p in paths[:max_images]:
+        im = np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0
+        im = im[:512, :512]
+        imgs.append(torch.from_numpy(im).permute(2, 0, 1)[None].contiguous())
+    return imgs
+
+
+def integerize(model, calib_images, *, qualities=range(0, 64, 9)) -> dict:
+    """Integer decoder data (dict of numpy arrays) for ``model`` (IntraCodec)."""
+    from refsw.models.entropy_models import LOG_SCALE_MIN, LOG_SCALE_STEP
+    cfg = model.cfg
+    model.eval()
+    M, Z = cfg.latent_channels, cfg.hyper_channels
+    qs = torch.arange(cfg.num_quality, dtype=torch.float32)
+    with torch.no_grad():
+        gE, gD, zE, zD, lgE = (t.squeeze(-1).squeeze(-1).double().numpy() for t in model.gains(qs))
+    ymax, zmax, s_gin, s_hin = calibrate(model, calib_images, qualities)
     hs, hs_units = _conv_layers(model.h_s, s_hin, cfg.act_max)
     gs, gs_units = _conv_layers(model.g_s, s_gin, cfg.act_max)
     # g_s output: samples = clamp(x, 0, 1) * 255
@@ -194,20 +219,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.branch:
         return _main_branch(a)
-    from PIL import Image
-
-    from refsw.content import default_image_path
     from refsw.models.registry import get_entry, load_model
     entry = get_entry(a.model_id)
     model = load_model(a.model_id, a.weights)
-    paths = [default_image_path()]
-    if a.calib:
-        paths = sorted(os.path.join(a.calib, f) for f in os.listdir(a.calib) if f.lower().endswith(".png"))
-    imgs = []
-    for p in paths[:a.max_images]:
-        im = np.asarray(Image.open(p).convert("RGB"), dtype=np.float32) / 255.0
-        im = im[:512, :512]
-        imgs.append(torch.from_numpy(im).permute(2, 0, 1)[None].contiguous())
+    imgs = calib_pictures(a.calib, a.max_images)
     d = integerize(model, imgs)
     out = a.output or (a.weights or entry.weights_path).replace(".npz", "_int.npz")
     np.savez_compressed(out, **d)

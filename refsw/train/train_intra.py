@@ -27,9 +27,10 @@
   trained at, its trained gain tables (``trained.*``, kept by remap_points) are
   restored, or else its tables are remapped.  Adam starts afresh, so the lr
   ramps up over --rewarm-steps.  A later --resume from OUT/ckpt.pt wins over it.
-* QAT hook: --freeze-encoder trains only
-  h_s, g_s, gains and priors; set DecConv.fake_quant / ClippedReLU.fake_quant
-  (refsw.models.intra) to fake-quantisation callables before training.
+* --qat: quantisation-aware fine-tuning: h_s and g_s run with the fake
+  quantisation of the integer decoder (refsw/train/qat.py; input units
+  calibrated on the first 6 PNGs of --data, as `refsw.nn.convert --calib`).
+  --freeze-encoder trains only h_s, g_s, gains and priors.
 """
 from __future__ import annotations
 
@@ -272,6 +273,8 @@ def main(argv=None):
     ap.add_argument("--rewarm-steps", type=int, default=500,
                     help="after --init-npz, ramp the lr from 0.1x over this many steps (fresh Adam state)")
     ap.add_argument("--freeze-encoder", action="store_true")
+    ap.add_argument("--qat", action="store_true",
+                    help="quantisation-aware fine-tuning: fake-quantised h_s and g_s (refsw/train/qat.py)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -373,6 +376,12 @@ def main(argv=None):
         rewarm_until = 0
         if load_ckpt.remapped:
             log(f"gain tables remapped from lambdas {load_ckpt.remapped} to {cfg.lambdas}")
+    if args.qat:
+        from refsw.nn.convert import calib_pictures, calibrate
+        from refsw.train.qat import FakeQuant
+        _, _, s_gin, s_hin = calibrate(model, calib_pictures(args.data))
+        FakeQuant(model, s_gin, s_hin).attach()
+        log(f"QAT: fake-quantised h_s and g_s, input units s_gin {s_gin:.6g}, s_hin {s_hin:.6g}")
     if args.reinit_zgain:
         model.reset_zgains()
         for p_ in (model.log_zgain_enc, model.log_zgain_dec):
