@@ -160,4 +160,8 @@ def test_branch_comparison_on_synthetic_curves():
     assert len(pooled_curve(res, "jpeg", "AP50")) == 3
     rows = branch_comparison(res, ["jpeg"], "AP50")
     assert rows[1]["bd"].value == pytest.approx(-50.0) and rows[2]["bd"].value == pytest.approx(-75.0)
+    # BD-AP: (a) is (b) shifted left by a factor 2 in rate and AP rises 0.25 per doubling, so (a)
+    # is 0.25 above over the common range; (c) is shifted by 4: the rate ranges only touch
+    assert rows[1]["bd_q"].value == pytest.approx(0.25, abs=0.02)
+    assert isinstance(rows[2]["bd_q"], str) and rows[0]["bd_q"] is None
     assert rows[0]["curve"][0]["dec_time"] == pytest.approx(0.05) and rows[1]["curve"][0]["net_time"] == 0.01

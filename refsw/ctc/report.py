@@ -120,17 +120,24 @@ def branch_comparison(results: list[dict], anchors: list[str], name: str, method
     Rows: path "a" (refsw, the branch on the layers it reads: rate bpp_base,
     quality task_branch_<name>), "b" (refsw, decoded pictures: bpp,
     task_<name>), "c" (each anchor); ``bd`` is the Pareto BD-rate of (a)
-    against the row (a BDResult or the reason it is undefined)."""
+    against the row and ``bd_q`` its BD-quality (mean difference of the task
+    metric over the common log-rate range, like BD-PSNR), each a BDResult or the
+    reason it is undefined.  BD-rate integrates log-rate over the common metric
+    range, which is narrow when a curve is flat (a saturating AP); BD-quality
+    stays well conditioned there, so both are reported."""
     a = pooled_curve(results, "refsw", "branch_" + name, bits="bits_base", time_col="branch_dec_time")
-    rows = [{"path": "a", "codec": "refsw", "curve": a, "bd": None}]
+    rows = [{"path": "a", "codec": "refsw", "curve": a, "bd": None, "bd_q": None}]
     for codec in ["refsw"] + [c for c in anchors if c != "refsw"]:
         c = pooled_curve(results, codec, name)
-        try:
-            v = bd([p["rate"] for p in c], [p["ap"] for p in c], [p["rate"] for p in a], [p["ap"] for p in a],
-                   kind="rate", method=method, pareto=True)
-        except BDError as e:
-            v = str(e)
-        rows.append({"path": "b" if codec == "refsw" else "c", "codec": codec, "curve": c, "bd": v})
+        v = {}
+        for kind in ("rate", "quality"):
+            try:
+                v[kind] = bd([p["rate"] for p in c], [p["ap"] for p in c], [p["rate"] for p in a],
+                             [p["ap"] for p in a], kind=kind, method=method, pareto=True)
+            except BDError as e:
+                v[kind] = str(e)
+        rows.append({"path": "b" if codec == "refsw" else "c", "codec": codec, "curve": c, "bd": v["rate"],
+                     "bd_q": v["quality"]})
     return rows
 
 
@@ -150,24 +157,26 @@ def _branch_section(results, anchor: str, method: str) -> tuple[list[str], list[
     for name in branch_names(results):
         rows = branch_comparison(results, [anchor], name, method)
         n = max((p["n"] for r in rows for p in r["curve"]), default=0)
-        summary.append(f"Task branch ({name}, pooled over {n} items): BD-rate of (a) the branch vs "
-                       + ", ".join(f"({r['path']}) {r['codec']} {_pct(r['bd']) if r['bd'] else ''}"
+        summary.append(f"Task branch ({name}, pooled over {n} items): BD-rate (BD-{name}) of (a) the branch vs "
+                       + ", ".join(f"({r['path']}) {r['codec']} {_pct(r['bd'])} ({_signed(r['bd_q'])})"
                                    for r in rows[1:]))
         L += [f"## Task branch: {name}", "",
               f"One curve per path, pooled over all items (AP of all pictures at each rate point; bpp = "
-              f"total bits / total pixels); BD-rate of (a) against each path ({method}, Pareto). Times: "
-              f"seconds per picture.", "",
-              f"| Path | Codec | What | Points | bpp | {name} | BD-rate of (a) | Decode [s] | Task net [s] |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              f"total bits / total pixels); BD-rate and BD-{name} (mean {name} difference over the common "
+              f"log-rate range) of (a) against each path ({method}, Pareto). Times: seconds per picture.", "",
+              f"| Path | Codec | What | Points | bpp | {name} | BD-rate of (a) | BD-{name} of (a) | Decode [s] "
+              f"| Task net [s] |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             c = r["curve"] or [{"rate": math.nan, "ap": math.nan, "dec_time": math.nan, "net_time": math.nan}]
             mean = {k: sum(p[k] for p in c) / len(c) for k in ("dec_time", "net_time")}
             L.append(f"| ({r['path']}) | {r['codec']} | {PATHS[r['path']]} | {len(r['curve'])} | "
                      f"{_num(c[0]['rate'], 4)}..{_num(c[-1]['rate'], 4)} | "
                      f"{_num(min(p['ap'] for p in c))}..{_num(max(p['ap'] for p in c))} | "
-                     f"{'-' if r['bd'] is None else _pct(r['bd'])} | {_num(mean['dec_time'])} | "
+                     f"{'-' if r['bd'] is None else _pct(r['bd'])} | "
+                     f"{'-' if r['bd_q'] is None else _signed(r['bd_q'])} | {_num(mean['dec_time'])} | "
                      f"{_num(mean['net_time'])} |")
-        reasons = sorted({r["bd"] for r in rows if isinstance(r["bd"], str)})
+        reasons = sorted({r[k] for r in rows for k in ("bd", "bd_q") if isinstance(r[k], str)})
         if reasons:
             L += ["", "n/a: " + "; ".join(reasons) + "."]
         L += ["", f"| Path | Codec | Point | bpp | {name} | GT boxes |", "|---|---|---|---|---|---|"]
@@ -234,6 +243,13 @@ def aggregate(rows: list[dict], metrics) -> "OrderedDict[str, dict]":
                 agg["bd"][m] = reasons[0] if reasons else "no data"
         out[g] = agg
     return out
+
+
+def _signed(v, nd: int = 4) -> str:
+    """A BD-quality value (BDResult) with its sign, or n/a."""
+    if v is None or isinstance(v, str):
+        return "n/a"
+    return f"{v.value:+.{nd}f}" + ("" if v.monotonic else " (nm)")
 
 
 def _pct(v) -> str:
