@@ -37,3 +37,16 @@ def synthetic_rgb(w, h, seed=1):
     base = np.linspace(0, 255, w)[None, :] * np.linspace(0.3, 1, h)[:, None]
     planes = [np.clip(base + rng.normal(0, 20, (h, w)) + 30 * c, 0, 255).astype(np.uint16) for c in range(3)]
     return Picture(planes, "444", 8, "rgb")
+
+
+def tiny_train_args(tmp_path, lambdas="0.01,0.1"):
+    """train_intra arguments for a few steps on two random 96x96 pictures in tmp_path/train
+    (output in tmp_path/run, weights tmp_path/w.npz, card tmp_path/w.md)."""
+    from PIL import Image
+    data = tmp_path / "train"
+    data.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(data / f"im{i}.png")
+    return ["--data", str(data), "--dev", "", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "w.npz"),
+            "--card", str(tmp_path / "w.md"), "--batch", "2", "--crop", "64", "--no-eval", "--lambdas", lambdas]

@@ -99,16 +99,8 @@ def test_synthesis_gap_rows(small, tmp_path):
 
 
 def test_train_intra_qat_runs_with_fake_quantisation(tmp_path):
-    from PIL import Image
+    from conftest import tiny_train_args
     from refsw.train import train_intra
-    data = tmp_path / "train"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(data / f"im{i}.png")
-    out = tmp_path / "run"
-    train_intra.main(["--data", str(data), "--dev", "", "--out", str(out), "--export", str(tmp_path / "w.npz"),
-                      "--card", str(tmp_path / "w.md"), "--batch", "2", "--crop", "64", "--no-eval",
-                      "--lambdas", "0.01,0.1", "--max-steps", "2", "--qat"])
-    log = (out / "train.log").read_text()
+    train_intra.main(tiny_train_args(tmp_path) + ["--max-steps", "2", "--qat"])
+    log = (tmp_path / "run" / "train.log").read_text()
     assert "QAT: fake-quantised h_s and g_s" in log and "done: step 2" in log

@@ -161,17 +161,10 @@ def test_rate_weights_ramp_revived_channels_from_zero_to_one():
 
 def test_train_intra_runs_resumes_and_ramps_revived_rate(tmp_path):
     """A few steps of train_intra end to end: revival with a rate ramp, checkpoint, export, card, resume."""
-    import numpy as np
-    from PIL import Image
+    from conftest import tiny_train_args
     from refsw.train import train_intra
-    data = tmp_path / "train"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(data / f"im{i}.png")
     out = tmp_path / "run"
-    args = ["--data", str(data), "--dev", "", "--out", str(out), "--export", str(tmp_path / "w.npz"),
-            "--card", str(tmp_path / "w.md"), "--batch", "2", "--crop", "64", "--no-eval", "--lambdas", "0.01,0.1"]
+    args = tiny_train_args(tmp_path)
     train_intra.main(args + ["--max-steps", "2", "--revive-latent", "0.5", "--revive-ramp", "100"])
     log = (out / "train.log").read_text()
     assert "revived" in log and "done: step 2" in log
@@ -194,7 +187,6 @@ def test_training_resumes_from_a_remapped_weight_file_at_its_trained_points(tmp_
     continues step and time from the file, and names a file that is not intra weights."""
     import numpy as np
     import pytest
-    from PIL import Image
     from refsw.models.intra import POINT_TABLES
     from refsw.models.io import export_npz, read_npz
     from refsw.train import train_intra
@@ -228,15 +220,9 @@ def test_training_resumes_from_a_remapped_weight_file_at_its_trained_points(tmp_
     # the file's own points: loaded as they are
     assert train_intra.init_from_npz(twice)[0].cfg.num_points == 5
 
-    data = tmp_path / "train"
-    data.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(data / f"im{i}.png")
+    from conftest import tiny_train_args
     out = tmp_path / "run"
-    args = ["--data", str(data), "--dev", "", "--out", str(out), "--export", str(tmp_path / "w.npz"),
-            "--card", str(tmp_path / "w.md"), "--batch", "2", "--crop", "64", "--no-eval",
-            "--lambdas", "0.001,0.004,0.016", "--time-budget", "1000"]
+    args = tiny_train_args(tmp_path, "0.001,0.004,0.016") + ["--time-budget", "1000"]
     train_intra.main(args + ["--init-npz", twice, "--max-steps", "7", "--rewarm-steps", "4"])
     log = (out / "train.log").read_text()
     assert "at step 5, 2s; trained gain tables restored" in log and "done: step 7" in log
