@@ -24,7 +24,6 @@ same coded latent (round(y * gE), q = 0, 7, ..., 63), per picture and mean.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
 import torch
@@ -91,7 +90,12 @@ class FakeQuant:
 def synthesis_gap(model, int_model, pictures, qualities=range(0, 64, 7)):
     """Rows (picture index, q, PSNR float, PSNR integer, PSNR integer against float) of g_s
     on the same coded latent round(y * gE); pictures are (1, 3, H, W) tensors in [0, 1]."""
+    from refsw.metrics import plane_psnr
     from refsw.models.intra import pad_to_multiple
+
+    def _p(a, b):
+        return plane_psnr(a.numpy(), b.numpy(), 8)
+
     rows = []
     model.eval()
     with torch.no_grad():
@@ -105,13 +109,8 @@ def synthesis_gap(model, int_model, pictures, qualities=range(0, 64, 7)):
                 y_hat = torch.round(y * gE)
                 xf = torch.round(model.synthesize(y_hat, gD).clamp(0, 1) * 255)[..., :H, :W].double()
                 xi = int_model.synthesis(y_hat.to(torch.int64), int(q))[..., :H, :W].double()
-                rows.append((i, int(q), _psnr(xf, ref), _psnr(xi, ref), _psnr(xi, xf)))
+                rows.append((i, int(q), _p(xf, ref), _p(xi, ref), _p(xi, xf)))
     return rows
-
-
-def _psnr(a, b):
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)
 
 
 def main(argv=None):

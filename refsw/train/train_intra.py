@@ -50,6 +50,7 @@ from refsw.models.intra import (POINT_TABLES, ClippedReLU, IntraCodec, IntraConf
                                 remap_point_tables)
 from refsw.models.io import export_npz, load_npz, read_npz
 from refsw.train.eval_intra import card_rd_section, list_images, load_image, measure_dev
+from refsw.train.remap_points import remap_model
 from refsw.train.recycle import channels_in_use, latent_use, recycle_dormant, revive_latent
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -58,6 +59,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # ---------------------------------------------------------------- checkpoint (tensors only)
 # operating points of checkpoints written before meta.lambdas was stored (up to step 72 825)
 LEGACY_LAMBDAS = (0.0018, 0.0033, 0.0061, 0.0112, 0.0207, 0.0380, 0.0700, 0.1290)
+
+
+def same_points(a, b) -> bool:
+    """Whether two lambda sets are the same operating points."""
+    return len(a) == len(b) and np.allclose(a, b, rtol=1e-9, atol=0)
 
 
 def save_ckpt(path, model, opt, step, train_seconds, lr_scale=1.0):
@@ -91,7 +97,7 @@ def load_ckpt(path, model, opt):
     sd = {k[6:]: v for k, v in d.items() if k.startswith("model.")}
     old = tuple(d["meta.lambdas"].tolist()) if "meta.lambdas" in d else LEGACY_LAMBDAS
     new = model.cfg.lambdas
-    remapped = len(old) != len(new) or not np.allclose(old, new, rtol=1e-9, atol=0)
+    remapped = not same_points(old, new)
     if remapped:
         sd = remap_point_tables(sd, old, new)
     model.load_state_dict(sd, strict=True)
@@ -123,24 +129,20 @@ def init_from_npz(path, lambdas=None):
     step = int(arrays["meta.step"]) if "meta.step" in arrays else 0
     secs = float(arrays["meta.train_seconds"]) if "meta.train_seconds" in arrays else 0.0
     have = model.cfg.lambdas
-    if lambdas is None or (len(lambdas) == len(have) and np.allclose(lambdas, have, rtol=1e-9, atol=0)):
+    if lambdas is None or same_points(lambdas, have):
         return model, step, secs, f"operating points as in the file ({len(have)})"
-    d = model.cfg.to_dict()
-    d.update(num_points=len(lambdas), lambdas=list(lambdas))
-    new = IntraCodec(IntraConfig.from_dict(d))
-    sd = model.state_dict()
+    new = remap_model(model, lambdas)
     trained = tuple(arrays["meta.trained_lambdas"].tolist()) if "meta.trained_lambdas" in arrays else None
-    if trained is not None and len(trained) == len(lambdas) and np.allclose(trained, lambdas, rtol=1e-9, atol=0):
+    if trained is not None and same_points(trained, lambdas):
         missing = [n for n in POINT_TABLES if "trained." + n not in arrays]
         if missing:
             raise ValueError(f"{path}: meta.trained_lambdas present but no trained.{missing[0]}")
-        sd.update({n: torch.from_numpy(arrays["trained." + n].astype(np.float32)) for n in POINT_TABLES})
+        with torch.no_grad():
+            for n in POINT_TABLES:
+                getattr(new, n).copy_(torch.from_numpy(arrays["trained." + n].astype(np.float32)))
         how = f"trained gain tables restored at {len(lambdas)} points"
     else:
-        sd = remap_point_tables(sd, have, lambdas)
         how = f"gain tables remapped from the file's {len(have)} points (not trained there)"
-    new.load_state_dict(sd, strict=True)
-    new.eval()
     return new, step, secs, how
 
 
