@@ -6,7 +6,8 @@
 # CANDIDATE is a training export of refsw.train.train_intra (float weights at the
 # trained operating points) and its model card.  Steps, each stopping the release
 # on failure:
-#   1. remap the candidate to the registered operating points (trained tables kept);
+#   1. remap the candidate to the registered operating points (trained tables kept)
+#      and check that its architecture is the registered one (IntraConfig);
 #   2. gate: BD-rate of the remapped candidate against the shipped weights on the
 #      held-out pictures must be < 0 (benchmarks/compare_weights.py, exit 3 otherwise);
 #   3. ship float weights + card, convert the integer decoder data (calibrated on TRAIN);
@@ -41,6 +42,19 @@ stamp "1. remap $cand to the registered operating points"
 cp "$card" "$WORK/intra_v1.md"
 $PY -m refsw.train.remap_points "$cand" "$WORK/intra_v1.npz" --card "$WORK/intra_v1.md" --dev "$DEV" \
     --threads "$THREADS"
+
+# the registry (refsw/models/registry.py) must describe the candidate's architecture
+$PY - "$WORK/intra_v1.npz" <<'PYEOF' || exit 2
+import sys
+from refsw.models.io import load_npz
+from refsw.models.registry import get_entry
+got, want = load_npz(sys.argv[1]).cfg, get_entry(1).config
+diff = {k: (v, got.to_dict()[k]) for k, v in want.to_dict().items() if got.to_dict()[k] != v}
+if diff:
+    sys.exit("release_intra: the candidate's config differs from the registered IntraConfig "
+             + "; ".join(f"{k}: registered {a}, candidate {b}" for k, (a, b) in diff.items())
+             + " -- update IntraConfig in refsw/models/intra.py (and the docs) first")
+PYEOF
 
 stamp "2. gate against the shipped weights on $DEV"
 if ! $PY benchmarks/compare_weights.py "$WORK/intra_v1.npz" --images "$DEV" --threads "$THREADS"; then

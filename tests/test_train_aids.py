@@ -235,3 +235,50 @@ def test_training_resumes_from_a_remapped_weight_file_at_its_trained_points(tmp_
     with pytest.raises(SystemExit):
         train_intra.main(args + ["--init-npz", junk])
     assert "not intra weights" in capsys.readouterr().err
+
+
+def test_widen_keeps_the_decoded_picture_and_gives_new_units_inputs_and_gradients(tmp_path):
+    import numpy as np
+    import pytest
+
+    from refsw.models.io import export_npz, load_npz, read_npz
+    from refsw.train.widen import main as widen_main, widen_model
+
+    torch.manual_seed(0)
+    cfg = IntraConfig(gs_channels=(32, 32, 16, 16, 8), hs_channels=(16, 24), enc_channels=32,
+                      latent_channels=40, base_channels=12, hyper_enc_channels=32, hyper_channels=16)
+    m = IntraCodec(cfg).eval()
+    with torch.no_grad():
+        m.log_gain_enc += 3.0          # an untrained model codes an all-zero latent
+        m.log_gain_dec += 1.0
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    q = torch.tensor([40.0])
+    w = widen_model(m, gs_channels=(32, 40, 16, 24, 16), hs_channels=(16, 32), generator=torch.Generator().manual_seed(2))
+    assert w.cfg.gs_channels == (32, 40, 16, 24, 16) and w.cfg.hs_channels == (16, 32)
+    with torch.no_grad():
+        a, b = m(x, q), w(x, q)
+    for k in ("x_hat", "y_lik", "z_lik"):    # same function (float summation order aside)
+        assert torch.allclose(a[k], b[k], rtol=0, atol=1e-5), k
+    assert float(a["x_hat"].std()) > 0.01
+    # the new units of g_s layer 4 (the /2 stage, pixel-shuffled) fire and get gradient
+    prod, cons = w.g_s[10], w.g_s[13]
+    assert prod.out_channels == 4 * 16 and cons.in_channels == 16
+    assert float(cons.weight[:, 8:].abs().max()) == 0.0
+    assert float(prod.weight[32:].abs().min(dim=0).values.max()) > 0
+    w.train()
+    w(x, q)["x_hat"].square().mean().backward()
+    assert float(cons.weight.grad[:, 8:].abs().max()) > 0
+    # widths only grow
+    with pytest.raises(ValueError, match="only grow"):
+        widen_model(m, gs_channels=(32, 32, 16, 16, 4))
+    # CLI: meta and trained tables carried over, file decodes the same
+    src, dst = tmp_path / "in.npz", tmp_path / "out.npz"
+    export_npz(m, str(src), {"step": 7}, {"trained.log_gain_enc": m.log_gain_enc.detach()})
+    assert widen_main([str(src), str(dst), "--gs-channels", "32,32,16,16,12"]) == 0
+    r = read_npz(str(dst))
+    assert int(r["meta.step"]) == 7 and "trained.log_gain_enc" in r
+    with torch.no_grad():
+        assert torch.allclose(load_npz(str(src))(x, q)["x_hat"], load_npz(str(dst))(x, q)["x_hat"], rtol=0, atol=1e-5)
+    assert np.array_equal(read_npz(str(src))["derived.z_cdf"], r["derived.z_cdf"])
+    with pytest.raises(SystemExit):
+        widen_main([str(src), str(dst), "--gs-channels", "32,32,16"])

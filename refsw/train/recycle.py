@@ -58,6 +58,25 @@ def measure_activity(model, batches, qualities):
 
 
 @torch.no_grad()
+def reinit_units(prod: DecConv, cons: DecConv, r: int, units, live, generator=None) -> None:
+    """Fresh incoming weights for the cReLU units ``units`` of a layer (random
+    direction with the mean norm and bias of the ``live`` units; ``r`` is the
+    pixel-shuffle factor between ``prod`` and the cReLU) and zero outgoing weights
+    in ``cons``, so the network's function is unchanged."""
+    rr = r * r
+    rows = lambda ch: torch.arange(rr) + ch * rr  # noqa: E731 conv outputs of unit ch
+    live_rows = torch.cat([rows(int(c)) for c in live])
+    norm = prod.weight[live_rows].flatten(1).norm(dim=1).mean()
+    bias = prod.bias[live_rows].mean()
+    for c in units:
+        idx = rows(int(c))
+        w = torch.randn(prod.weight[idx].shape, generator=generator)
+        prod.weight[idx] = w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * norm
+        prod.bias[idx] = bias
+        cons.weight[:, int(c)] = 0.0
+
+
+@torch.no_grad()
 def recycle_dormant(model, batches, qualities=(0.0, 31.5, 63.0), threshold=0.01, generator=None):
     """Re-initialise dormant h_s / g_s units in place; returns {layer: count}."""
     act = measure_activity(model, batches, qualities)
@@ -69,19 +88,7 @@ def recycle_dormant(model, batches, qualities=(0.0, 31.5, 63.0), threshold=0.01,
             live = torch.nonzero(a >= threshold).flatten()
             if dead.numel() == 0 or live.numel() == 0:
                 continue
-            rr = r * r
-            rows = lambda ch: torch.arange(rr) + ch * rr  # noqa: E731 conv outputs of unit ch
-            live_rows = torch.cat([rows(int(c)) for c in live])
-            w_live = prod.weight[live_rows]
-            norm = w_live.flatten(1).norm(dim=1).mean()
-            bias = prod.bias[live_rows].mean()
-            for c in dead.tolist():
-                idx = rows(c)
-                w = torch.randn(prod.weight[idx].shape, generator=generator)
-                w = w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1) * norm
-                prod.weight[idx] = w
-                prod.bias[idx] = bias
-                cons.weight[:, c] = 0.0
+            reinit_units(prod, cons, r, dead.tolist(), live, generator)
             report[f"{name}{li}"] = int(dead.numel())
     return report
 
