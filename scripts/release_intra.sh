@@ -11,8 +11,9 @@
 #   2. gate: BD-rate of the remapped candidate against the shipped weights on the
 #      held-out pictures must be < 0 (benchmarks/compare_weights.py, exit 3 otherwise);
 #   3. ship float weights + card, convert the integer decoder data (calibrated on TRAIN);
-#   4. fine-tune the face branch from the shipped branch on the new base latent and
-#      convert it (needs out/face_data/{train,eval}.npz, see refsw.tasks.face_data);
+#   4. fine-tune the face branch from the shipped branch on the new base latent, keep
+#      whichever of the two has the higher mean AP@0.5 on the eval split with the new
+#      codec, and convert it (needs out/face_data/{train,eval}.npz, see refsw.tasks.face_data);
 #   5. regenerate the conformance suite and check it (threads 1/2, int64 path).
 # Environment: DEV (held-out pictures, ../shared/datasets/dev), TRAIN (calibration
 # pictures, ../shared/datasets/train), FACE_STEPS (4000; 0 skips step 4),
@@ -70,7 +71,36 @@ $PY -m refsw.nn.convert --calib "$TRAIN"
 
 if [ "$FACE_STEPS" -gt 0 ]; then
     stamp "4. face branch: $FACE_STEPS steps from the shipped branch"
+    cp "$M/intra_v1_face.md" "$WORK/intra_v1_face_prev.md"
     $PY -m refsw.train.train_task --steps "$FACE_STEPS" --init "$WORK/intra_v1_face_prev.npz" --threads "$THREADS"
+    # keep the previous branch if the fine-tuned one is not better on the new base latent
+    set +e
+    $PY - "$WORK/intra_v1_face_prev.npz" "$M/intra_v1_face.npz" <<'PYEOF'
+import sys
+from refsw.models.registry import load_model
+from refsw.tasks.face_data import load_npz
+from refsw.train.train_task import evaluate, gt_boxes, load_branch
+codec = load_model(1)
+ev = load_npz("out/face_data/eval.npz")
+ev["gt"] = gt_boxes(ev["boxes"], 0.9)
+aps = []
+for name, path in (("previous", sys.argv[1]), ("fine-tuned", sys.argv[2])):
+    r = evaluate(load_branch(path), codec, ev, (0, 16, 32, 48, 63), codec.cfg.base_channels)
+    aps.append(sum(r.values()) / len(r))
+    print(f"face branch {name}: AP@0.5 " + " ".join(f"q{q}:{v:.3f}" for q, v in r.items()) + f" (mean {aps[-1]:.3f})")
+sys.exit(0 if aps[1] > aps[0] else 4)
+PYEOF
+    rc=$?
+    set -e
+    if [ $rc -ne 0 ] && [ $rc -ne 4 ]; then
+        echo "release_intra: evaluating the face branches failed (exit $rc)" >&2
+        exit 1
+    fi
+    if [ $rc -eq 4 ]; then
+        stamp "4. the fine-tuned branch is not better: the previous branch stays (add its AP on the new codec to its card)"
+        cp "$WORK/intra_v1_face_prev.npz" "$M/intra_v1_face.npz"
+        cp "$WORK/intra_v1_face_prev.md" "$M/intra_v1_face.md"
+    fi
     $PY -m refsw.nn.convert --branch face
 else
     stamp "4. face branch skipped (FACE_STEPS=0): the shipped branch stays, trained on the old base"

@@ -45,7 +45,7 @@ class IntraConfig:
     hyper_enc_channels: int = 96    # h_a hidden channels
     hyper_channels: int = 64        # z channels (Z)
     hs_channels: tuple = (64, 96)   # h_s hidden channels at /32, /16
-    gs_channels: tuple = (128, 128, 64, 64, 32)  # g_s hidden: /8, /8, /4, /4, /2
+    gs_channels: tuple = (128, 128, 64, 64, 64)  # g_s hidden: /8, /8, /4, /4, /2
     act_max: float = 6.0            # clipped ReLU upper bound in h_s / g_s
     stride: int = 16                # g_a total stride
     total_stride: int = 64          # g_a * h_a stride: pad pictures to a multiple of this
