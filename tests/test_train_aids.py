@@ -263,8 +263,8 @@ def test_widen_keeps_the_decoded_picture_and_gives_new_units_inputs_and_gradient
     # the new units of g_s layer 4 (the /2 stage, pixel-shuffled) fire and get gradient
     prod, cons = w.g_s[10], w.g_s[13]
     assert prod.out_channels == 4 * 16 and cons.in_channels == 16
-    assert float(cons.weight[:, 8:].abs().max()) == 0.0
-    assert float(prod.weight[32:].abs().min(dim=0).values.max()) > 0
+    assert float(cons.weight.detach()[:, 8:].abs().max()) == 0.0
+    assert float(prod.weight.detach()[32:].abs().min(dim=0).values.max()) > 0
     w.train()
     w(x, q)["x_hat"].square().mean().backward()
     assert float(cons.weight.grad[:, 8:].abs().max()) > 0
