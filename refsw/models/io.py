@@ -80,6 +80,15 @@ def _rounded_copy(model):
     return m
 
 
+def carried_over(arrays: dict) -> tuple[dict, dict]:
+    """What a weight file derived from ``arrays`` (a :func:`read_npz` result) keeps:
+    its ``meta.*`` values (keys without the prefix, for ``export_npz(meta=)``) and its
+    ``trained.*`` arrays (for ``export_npz(extra=)``)."""
+    meta = {k[5:]: v for k, v in arrays.items() if k.startswith("meta.")}
+    extra = {k: v for k, v in arrays.items() if k.startswith("trained.")}
+    return meta, extra
+
+
 def read_npz(path: str) -> dict:
     with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files}

@@ -52,7 +52,9 @@ def load_model(model_id: int, path: str | None = None):
     e = get_entry(model_id)
     m = load_npz(path or e.weights_path, e.factory)
     if m.cfg != e.config:
-        raise ValueError(f"weights {path or e.weights_path} do not match registry config of model {model_id}")
+        got, want = m.cfg.to_dict(), e.config.to_dict()
+        diff = "; ".join(f"{k}: registered {v}, file {got[k]}" for k, v in want.items() if got[k] != v)
+        raise ValueError(f"weights {path or e.weights_path} do not match registry config of model {model_id} ({diff})")
     return m
 
 

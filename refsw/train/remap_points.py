@@ -25,7 +25,7 @@ import sys
 import torch
 
 from refsw.models.intra import POINT_TABLES, IntraCodec, IntraConfig, check_lambdas, remap_point_tables
-from refsw.models.io import export_npz, load_npz, read_npz
+from refsw.models.io import carried_over, export_npz, load_npz, read_npz
 
 
 def remap_model(model: IntraCodec, lambdas) -> IntraCodec:
@@ -71,10 +71,9 @@ def main(argv=None):
     except ValueError as e:
         ap.error(f"--lambdas: {e}")
     arrays = read_npz(a.input)
-    meta = {k[5:]: v for k, v in arrays.items() if k.startswith("meta.")}
+    meta, extra = carried_over(arrays)
     model = load_npz(a.input)
     new = remap_model(model, lambdas)
-    extra = {k: v for k, v in arrays.items() if k.startswith("trained.")}
     if not extra:
         sd = model.state_dict()
         extra = {"trained." + n: sd[n].to(torch.float16) for n in POINT_TABLES}

@@ -22,7 +22,7 @@ import sys
 import torch
 
 from refsw.models.intra import IntraCodec, IntraConfig
-from refsw.models.io import export_npz, load_npz, read_npz
+from refsw.models.io import carried_over, export_npz, load_npz, read_npz
 from refsw.train.recycle import _units, reinit_units
 
 
@@ -57,7 +57,7 @@ def widen_model(model: IntraCodec, gs_channels=None, hs_channels=None, generator
         else:
             t.copy_(o)
     for seq_old, seq_new in ((model.h_s, new.h_s), (model.g_s, new.g_s)):
-        for (relu_o, prod_o, r, _), (_, prod, _, cons) in zip(_units(seq_old), _units(seq_new)):
+        for (_, prod_o, r, _), (_, prod, _, cons) in zip(_units(seq_old), _units(seq_new)):
             n_old, n_new = prod_o.out_channels // (r * r), prod.out_channels // (r * r)
             if n_new > n_old:
                 reinit_units(prod, cons, r, range(n_old, n_new), torch.arange(n_old), generator)
@@ -84,8 +84,7 @@ def main(argv=None):
         new = widen_model(model, gs, hs, torch.Generator().manual_seed(a.seed))
     except ValueError as e:
         ap.error(str(e))
-    meta = {k[5:]: v for k, v in arrays.items() if k.startswith("meta.")}
-    extra = {k: v for k, v in arrays.items() if k.startswith("trained.")}
+    meta, extra = carried_over(arrays)
     export_npz(new, a.output, meta, extra)
     k_old, k_new = model.decoder_kmac_per_pixel(), new.decoder_kmac_per_pixel()
     print(f"{a.output}: g_s {model.cfg.gs_channels} -> {new.cfg.gs_channels}, h_s {model.cfg.hs_channels} -> "
