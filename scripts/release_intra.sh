@@ -13,10 +13,11 @@
 #   3. ship float weights + card, convert the integer decoder data (calibrated on TRAIN);
 #   4. fine-tune the face branch from the shipped branch on the new base latent, keep
 #      whichever of the two has the higher mean AP@0.5 on the eval split with the new
-#      codec, and convert it (needs out/face_data/{train,eval}.npz, see refsw.tasks.face_data);
+#      codec (needs out/face_data/{train,eval}.npz, see refsw.tasks.face_data), and convert
+#      it against the new codec data (also with FACE_STEPS=0, where the branch is kept);
 #   5. regenerate the conformance suite and check it (threads 1/2, int64 path).
 # Environment: DEV (held-out pictures, ../shared/datasets/dev), TRAIN (calibration
-# pictures, ../shared/datasets/train), FACE_STEPS (4000; 0 skips step 4),
+# pictures, ../shared/datasets/train), FACE_STEPS (4000; 0 skips the fine-tuning in step 4),
 # THREADS (2), WORK (out/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,10 +99,11 @@ PYEOF
         cp "$WORK/intra_v1_face_prev.npz" "$M/intra_v1_face.npz"
         cp "$WORK/intra_v1_face_prev.md" "$M/intra_v1_face.md"
     fi
-    $PY -m refsw.nn.convert --branch face
 else
-    stamp "4. face branch skipped (FACE_STEPS=0): the shipped branch stays, trained on the old base"
+    stamp "4. face branch not fine-tuned (FACE_STEPS=0): the shipped branch stays, trained on the old base"
 fi
+# the branch's integer data follows the codec's synthesis-input scale (10.8): always reconvert
+$PY -m refsw.nn.convert --branch face
 
 stamp "5. conformance suite"
 $PY conformance/regenerate.py

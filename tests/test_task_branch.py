@@ -124,6 +124,23 @@ def test_errors(random_models, tmp_path):
             _dets(f.read())
 
 
+def test_branch_of_another_codec_conversion_refused(random_models, tmp_path):
+    """Integer branch data converted against another codec calibration is named, not used."""
+    from refsw.tools.learned_intra import int_model
+    br = tb.int_branch(1, "face")
+    z = dict(np.load(br.entry.int_path, allow_pickle=False))
+    br.check_codec(int_model(1))                               # the matching pair passes
+    z["meta.codec_calibration"] = z["meta.codec_calibration"] * 1.01
+    np.savez(tmp_path / "stale_int.npz", **z)
+    stale = tb.IntBranch(str(tmp_path / "stale_int.npz"), br.entry)
+    with pytest.raises(ValueError, match="converted for another codec calibration.*--branch face"):
+        stale.check_codec(int_model(1))
+    del z["meta.codec_calibration"]
+    np.savez(tmp_path / "old_int.npz", **z)
+    with pytest.raises(ValueError, match="another codec calibration"):
+        tb.IntBranch(str(tmp_path / "old_int.npz"), br.entry).check_codec(int_model(1))
+
+
 def test_sps_branch_layers_bounded(random_models):
     from syntax.units import BitstreamWriter
     data = _encode(_pic(), "-q", "5")

@@ -50,6 +50,7 @@ class IntModel:
         z = np.load(path, allow_pickle=False)
         self.cfg = json.loads(bytes(z["meta.config_json"]).decode())
         self.model_id = model_id
+        self.calibration = np.asarray(z["meta.calibration"], dtype=np.float64) if "meta.calibration" in z else None
         self.hs = from_npz(z, "hs")
         self.gs = from_npz(z, "gs")
         self.gd_mult = z["q.gd_mult"]

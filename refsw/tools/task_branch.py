@@ -72,7 +72,20 @@ class IntBranch:
         self.layers = from_npz(z, "tb")
         self.stride, self.score_min, self.max_det, self.nms_num, self.nms_den = (int(v) for v in z["out.params"])
         check_bounds(self.layers, LAT_MAX, name=entry.name)
+        # the branch input is the codec's synthesis input: both integer files must
+        # come from the same codec conversion (refsw.nn.convert)
+        self.codec_calibration = (np.asarray(z["meta.codec_calibration"], dtype=np.float64)
+                                  if "meta.codec_calibration" in z else None)
         self.cache = {}
+
+    def check_codec(self, m) -> None:
+        """ValueError unless this branch was converted against codec integer data ``m``."""
+        if self.codec_calibration is None or m.calibration is None or \
+                not np.array_equal(self.codec_calibration, m.calibration):
+            raise ValueError(f"task branch {self.entry.name} of model {self.entry.model_id}: its integer data "
+                             f"({os.path.basename(self.entry.int_path)}) was converted for another codec "
+                             f"calibration than the shipped codec's; run python -m refsw.nn.convert "
+                             f"--branch {self.entry.name}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -150,6 +163,7 @@ def decode_task_picture(dec, cp, task: str) -> TaskOutput:
                              where=where)
     m, H, W, hyp, lats = learned_picture_units(cp)
     br = int_branch(sps.sps_model_id, task)
+    br.check_codec(m)
     n = signalled_layers(sps, br.entry.branch_id)
     lats = [u for u in lats if u.unit_layer_id < n]
     if sorted(u.unit_layer_id for u in lats) != list(range(n)):
