@@ -427,3 +427,27 @@ def test_pseudo_ground_truth_metric_with_task_network():
     moved = Picture([p.copy() for p in src.planes], "444", 8, "rgb")
     moved.planes[0][0, 0] = 255
     assert PseudoGroundTruthMetric(Net()).evaluate({"name": "t"}, [src], [moved])["mAP"] < 0.5
+
+
+def test_refsw_code_hash_covers_code_and_model_data_not_cards(tmp_path):
+    from refsw.ctc.runner import refsw_code_hash
+    pkg, syn = tmp_path / "refsw", tmp_path / "syntax"
+    for d in (pkg / "data" / "models", pkg / "ctc", syn):
+        d.mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "data" / "models" / "m.npz").write_bytes(b"w0")
+    (pkg / "data" / "models" / "m.md").write_text("card\n")
+    (syn / "s.py").write_text("y = 1\n")
+    roots = [pkg, syn]
+    h0 = refsw_code_hash(roots)
+    (pkg / "data" / "models" / "m.md").write_text("card, edited\n")     # a model card
+    (pkg / "ctc" / "r.py").write_text("z = 1\n")                         # the CTC tool itself
+    (pkg / "notes.txt").write_text("not source\n")
+    assert refsw_code_hash(roots) == h0
+    for path, data in ((pkg / "data" / "models" / "m.npz", b"w1"), (pkg / "a.py", b"x = 2\n"),
+                       (syn / "s.py", b"y = 2\n")):
+        old = path.read_bytes()
+        path.write_bytes(data)
+        assert refsw_code_hash(roots) != h0, path
+        path.write_bytes(old)
+    assert refsw_code_hash(roots) == h0

@@ -70,17 +70,20 @@ def _sha(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def refsw_code_hash() -> str:
-    """sha256 over refsw's source (except refsw/ctc), syntax/ and refsw/data/."""
-    import refsw
-    import syntax
+def refsw_code_hash(roots=None) -> str:
+    """sha256 over refsw's source (except refsw/ctc), syntax/ and refsw/data/
+    (except its .md files: model cards do not change what is coded).
+    ``roots`` (tests): the package folders, refsw's first."""
+    if roots is None:
+        import refsw
+        import syntax
+        roots = [Path(refsw.__file__).parent, Path(syntax.__file__).parent]
     h = hashlib.sha256()
-    roots = [Path(refsw.__file__).parent, Path(syntax.__file__).parent]
     for root in roots:
         for p in sorted(root.rglob("*")):
             if not p.is_file() or "__pycache__" in p.parts or (root == roots[0] and p.parts[len(root.parts)] == "ctc"):
                 continue
-            if p.suffix != ".py" and "data" not in p.relative_to(root).parts[:1]:
+            if p.suffix == ".md" or (p.suffix != ".py" and p.relative_to(root).parts[0] != "data"):
                 continue
             h.update(str(p.relative_to(root.parent)).encode())
             h.update(p.read_bytes())
