@@ -72,29 +72,10 @@ if [ "$FACE_STEPS" -gt 0 ]; then
     cp "$M/intra_v1_face.md" "$WORK/intra_v1_face_prev.md"
     $PY -m refsw.train.train_task --steps "$FACE_STEPS" --init "$WORK/intra_v1_face_prev.npz" --threads "$THREADS"
     # keep the previous branch if the fine-tuned one is not better on the new base latent
-    set +e
-    $PY - "$WORK/intra_v1_face_prev.npz" "$M/intra_v1_face.npz" <<'PYEOF'
-import sys
-from refsw.models.registry import load_model
-from refsw.tasks.face_data import load_npz
-from refsw.train.train_task import evaluate, gt_boxes, load_branch
-codec = load_model(1)
-ev = load_npz("out/face_data/eval.npz")
-ev["gt"] = gt_boxes(ev["boxes"], 0.9)
-aps = []
-for name, path in (("previous", sys.argv[1]), ("fine-tuned", sys.argv[2])):
-    r = evaluate(load_branch(path), codec, ev, (0, 16, 32, 48, 63), codec.cfg.base_channels)
-    aps.append(sum(r.values()) / len(r))
-    print(f"face branch {name}: AP@0.5 " + " ".join(f"q{q}:{v:.3f}" for q, v in r.items()) + f" (mean {aps[-1]:.3f})")
-sys.exit(0 if aps[1] > aps[0] else 4)
-PYEOF
-    rc=$?
-    set -e
-    if [ $rc -ne 0 ] && [ $rc -ne 4 ]; then
-        echo "release_intra: evaluating the face branches failed (exit $rc)" >&2
-        exit 1
-    fi
-    if [ $rc -eq 4 ]; then
+    best=$($PY -m refsw.train.train_task --eval-only "$WORK/intra_v1_face_prev.npz" "$M/intra_v1_face.npz" \
+           --threads "$THREADS" | tee /dev/stderr | sed -n 's/^best: //p')
+    [ -n "$best" ] || { echo "release_intra: evaluating the face branches failed" >&2; exit 1; }
+    if [ "$best" = "$WORK/intra_v1_face_prev.npz" ]; then
         stamp "4. the fine-tuned branch is not better: the previous branch stays (add its AP on the new codec to its card)"
         cp "$WORK/intra_v1_face_prev.npz" "$M/intra_v1_face.npz"
         cp "$WORK/intra_v1_face_prev.md" "$M/intra_v1_face.md"

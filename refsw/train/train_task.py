@@ -9,6 +9,11 @@ cached; the head then trains on the cache with a CenterNet loss against the
 MTCNN teacher's detections on the uncompressed picture (score >= --gt-score).
 Writes refsw/data/models/intra_v1_face.npz (float) and a model card; the
 integer data comes from ``python -m refsw.nn.convert --branch face``.
+
+    python -m refsw.train.train_task --eval-only A.npz B.npz [--eval ...] [--codec ...]
+
+evaluates branches without training (AP@0.5 with the float codec and head) and
+prints ``best: FILE`` last; scripts/release_intra.sh keeps the better branch with it.
 """
 from __future__ import annotations
 
@@ -120,6 +125,37 @@ def evaluate(head, codec, data, qs, base):
     return res
 
 
+EVAL_QS = (0, 16, 32, 48, 63)   # quality indices of the final evaluation and of --eval-only
+
+
+def _read_branch(ap, opt, path):
+    """A branch weight file, or an argparse error naming it."""
+    if not os.path.isfile(path):
+        ap.error(f"{opt} {path!r}: no such file")
+    try:
+        return load_branch(path)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        ap.error(f"{opt} {path!r}: not a task-branch weight file ({e})")
+
+
+def eval_only(ap, a) -> int:
+    """--eval-only: AP@0.5 of each branch with the codec; prints 'best: FILE' last."""
+    heads = [_read_branch(ap, "--eval-only", f) for f in a.eval_only]
+    from refsw.tasks.face_data import load_npz
+    torch.set_num_threads(a.threads)
+    codec = load_model(1, a.codec)
+    ev = load_npz(a.eval)
+    ev["gt"] = gt_boxes(ev["boxes"], a.gt_score)
+    means = []
+    for path, head in zip(a.eval_only, heads):
+        r = evaluate(head, codec, ev, EVAL_QS, codec.cfg.base_channels)
+        means.append(sum(r.values()) / len(r))
+        print(f"{path}: AP@0.5 " + " ".join(f"q{q}:{v:.3f}" for q, v in r.items()) + f" (mean {means[-1]:.3f})",
+              flush=True)
+    print(f"best: {a.eval_only[means.index(max(means))]}")
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", default="out/face_data/train.npz")
@@ -139,15 +175,14 @@ def main(argv=None):
     ap.add_argument("--depth", type=int, default=FaceHeadConfig.depth, help="hidden 3x3 conv layers of t_s")
     ap.add_argument("--init", default=None,
                     help="start from the weights of an earlier branch (.npz), e.g. one trained on an earlier codec")
+    ap.add_argument("--eval-only", nargs="+", metavar="BRANCH.npz",
+                    help="do not train: print AP@0.5 of each branch on --eval with the codec at q "
+                         f"{', '.join(map(str, EVAL_QS))}, then 'best: FILE' (highest mean AP; the first on a tie)")
     a = ap.parse_args(argv)
-    init_head = None
-    if a.init:   # read before the (long) cache build, so a bad file fails at once
-        if not os.path.isfile(a.init):
-            ap.error(f"--init {a.init!r}: no such file")
-        try:
-            init_head = load_branch(a.init)
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
-            ap.error(f"--init {a.init!r}: not a task-branch weight file ({e})")
+    if a.eval_only:
+        return eval_only(ap, a)
+    # read before the (long) cache build, so a bad file fails at once
+    init_head = _read_branch(ap, "--init", a.init) if a.init else None
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -198,7 +233,7 @@ def main(argv=None):
         if step % 1000 == 0 or step == a.steps:
             r = evaluate(head, codec, ev, (0, 32, 63), base)
             log("eval AP@0.5 " + " ".join(f"q{q}:{v:.3f}" for q, v in r.items()))
-    r = evaluate(head, codec, ev, (0, 16, 32, 48, 63), base)
+    r = evaluate(head, codec, ev, EVAL_QS, base)
     save_branch(head, a.out, {"steps": a.steps, "train_seconds": time.time() - t_start})
     card = a.out.replace(".npz", ".md")
     with open(card, "w") as f:
