@@ -12,7 +12,7 @@ import torch
 from refsw.cfg import parse
 from refsw.decoder import Decoder
 from refsw.encoder import Encoder
-from refsw.nn.intnet import IntLayer, IntNetError, check_bounds, run
+from refsw.nn.intnet import IntLayer, IntNetError, check_bounds, conv2d_taps, from_npz, run, to_npz_dict
 from refsw.options import ENCODER_OPTIONS
 from refsw.picture import Picture
 from syntax.errors import BitstreamError
@@ -115,6 +115,44 @@ def test_float64_equals_int64_on_random_layers():
     a = run(layers, x, "float64")
     b = run(layers, x, "int64")
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("k,shuffle,n", [(1, 0, 1), (3, 0, 2), (3, 2, 1), (5, 2, 2), (5, 0, 1)])
+def test_tap_convolution_equals_int64_convolution(k, shuffle, n):
+    # conv2d_taps (the float64 path) against the int64 conv, near the 2^53 bound
+    rng = np.random.default_rng(k * 10 + shuffle + n)
+    cin, cout, h, w = 6, 5, 7, 10
+    wt = rng.integers(-(1 << 20), 1 << 20, (cout, cin, k, k))
+    x = rng.integers(-(1 << 26), 1 << 26, (n, cin * max(shuffle, 1) ** 2, h, w))
+    bias = rng.integers(-(1 << 40), 1 << 40, cout)
+    ref = torch.nn.functional.conv2d(
+        torch.nn.functional.pixel_shuffle(torch.from_numpy(x), shuffle) if shuffle else torch.from_numpy(x),
+        torch.from_numpy(wt), torch.from_numpy(bias), padding=k // 2)
+    assert ref.abs().max() > 1 << 46
+    taps = torch.from_numpy(wt.transpose(2, 3, 0, 1).reshape(k * k, cout, cin).astype(np.float64))
+    got = conv2d_taps(torch.from_numpy(x).double(), taps, torch.from_numpy(bias).double(), shuffle)
+    assert got.shape == ref.shape and torch.equal(got.to(torch.int64), ref)
+
+
+def test_shuffle_chain_float64_equals_int64():
+    # depth-to-space between layers (fused into the next layer's input copy) and after the last one
+    rng = np.random.default_rng(5)
+    layers = [IntLayer(rng.integers(-8191, 8192, (16, 3, 1, 1)), rng.integers(-1000, 1000, 16),
+                       rng.integers(1 << 18, 1 << 19, 16), 18, 0, 32767, 2, "a"),
+              IntLayer(rng.integers(-8191, 8192, (8, 4, 5, 5)), rng.integers(-1000, 1000, 8),
+                       rng.integers(1 << 18, 1 << 19, 8), 24, -300, 32767, 2, "b"),
+              IntLayer(rng.integers(-8191, 8192, (4, 2, 3, 3)), rng.integers(-1000, 1000, 4),
+                       rng.integers(1 << 18, 1 << 19, 4), 22, 0, 255, 2, "c")]
+    x = torch.from_numpy(rng.integers(-32768, 32767, (2, 3, 5, 6)))
+    a = run(layers, x, "float64")
+    assert a.shape == (2, 1, 40, 48)
+    assert torch.equal(a, run(layers, x, "int64"))
+
+
+def test_even_kernel_refused_at_load():
+    L = IntLayer(np.ones((2, 2, 2, 2), np.int64), np.zeros(2, np.int64), np.ones(2, np.int64), 1, 0, 10, 0, "e")
+    with pytest.raises(IntNetError, match="gs.0.weight: shape \\(2, 2, 2, 2\\).*odd square kernel"):
+        from_npz(to_npz_dict("gs", [L]), "gs")
 
 
 def test_target_bpp_search(random_model):

@@ -15,8 +15,11 @@ Execution paths (all give identical integers):
 
 * ``float64``: convolution in float64 on integer-valued tensors. Exact
   because every partial sum is an integer of magnitude < 2^53, which
-  :func:`check_bounds` proves for each layer when the model loads.
-  The requantisation runs in int64.
+  :func:`check_bounds` proves for each layer when the model loads, so the
+  order of summation cannot matter. It runs as k*k matrix products on
+  shifted views of the zero-padded, flattened input (one per kernel tap,
+  no im2col copy; :func:`conv2d_taps`). The requantisation runs in int64,
+  or in float64 where :func:`f64_requant_exact` proves that exact.
 * ``int64``: convolution in int64 (slow; the reference used by tests).
 
 On CUDA the float64 path runs with TF32 and cuDNN autotuning off.
@@ -93,12 +96,62 @@ def _weights(L: IntLayer, path: str, device, cache: dict):
     return cache[key]
 
 
-def _conv_acc(x: torch.Tensor, L: IntLayer, path: str, cache: dict) -> torch.Tensor:
-    """Integer convolution; the accumulators are int64 (int64 path) or
-    integer-valued float64 (float64 path, exact by check_bounds)."""
+def conv2d_taps(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor, shuffle: int = 0) -> torch.Tensor:
+    """Zero-padded 'same' convolution of x (N, Cin, H, W) with taps
+    (k*k, Cout, Cin), tap t = ky*k + kx, as k*k accumulated matrix products.
+    With ``shuffle`` r > 0, x is given before its depth-to-space by r
+    (N, Cin*r*r, H/r, W/r), which is done by the copy into the padded buffer.
+
+    The input is padded by p = k//2 and flattened to (Cin, (H+2p)(W+2p)) with
+    a guard of p*(W+2p)+p zeros at each end; the output on the padded grid at
+    flat position i is bias + sum_t taps[t] @ xf[:, i + off_t], with
+    off_t = (ky-p)*(W+2p) + (kx-p). Each operand is a strided view (no copy);
+    the border of the padded grid is cropped off. Exact in float64 whenever
+    every partial sum is an integer < 2^53 (check_bounds)."""
+    kk, cout, cin = taps.shape
+    k = int(round(kk ** 0.5))
+    p = k // 2
+    n, _, h, w = x.shape
+    r = max(shuffle, 1)
+    h, w = h * r, w * r
+    wp = w + 2 * p
+    npad = (h + 2 * p) * wp
+    g = p * wp + p
+    outs = []
+    for i in range(n):
+        xf = x.new_zeros(cin, npad + 2 * g)
+        dst = xf[:, g:g + npad].view(cin, h + 2 * p, wp)[:, p:p + h, p:p + w]
+        if shuffle:   # dst[c][r*y+i][r*x+j] = x[c*r*r+i*r+j][y][x]
+            dst.view(cin, h // r, r, w // r, r).permute(0, 2, 4, 1, 3).copy_(x[i].view(cin, r, r, h // r, w // r))
+        else:
+            dst.copy_(x[i])
+        acc = bias.view(-1, 1).expand(cout, npad).clone()
+        for t in range(kk):
+            off = g + (t // k - p) * wp + (t % k - p)
+            acc.addmm_(taps[t], xf[:, off:off + npad])
+        outs.append(acc.view(cout, h + 2 * p, wp)[:, p:p + h, p:p + w])
+    return outs[0].unsqueeze(0) if n == 1 else torch.stack(outs)
+
+
+def _taps(L: IntLayer, device, cache: dict):
+    key = (id(L), "taps", device)
+    if key not in cache:
+        co, ci, k, _ = L.weight.shape
+        t = L.weight.astype(np.float64).transpose(2, 3, 0, 1).reshape(k * k, co, ci)
+        cache[key] = torch.from_numpy(np.ascontiguousarray(t)).to(device)
+    return cache[key]
+
+
+def _conv_acc(x: torch.Tensor, L: IntLayer, path: str, cache: dict, shuffle: int = 0) -> torch.Tensor:
+    """Integer convolution of x after a depth-to-space by ``shuffle`` (if > 0);
+    the accumulators are int64 (int64 path) or integer-valued float64
+    (float64 path, exact by check_bounds)."""
     w, b = _weights(L, path, x.device, cache)
-    dt = torch.int64 if path == "int64" else torch.float64
-    return F.conv2d(x.to(dt), w, b, padding=L.weight.shape[2] // 2)
+    if path == "int64":
+        if shuffle:
+            x = F.pixel_shuffle(x, shuffle)
+        return F.conv2d(x.to(torch.int64), w, b, padding=L.weight.shape[2] // 2)
+    return conv2d_taps(x.to(torch.float64), _taps(L, x.device, cache), b, shuffle)
 
 
 def requant(acc: torch.Tensor, mult, add, shift: int, lo: int, hi: int) -> torch.Tensor:
@@ -134,8 +187,9 @@ def run(layers: list[IntLayer], x: torch.Tensor, path: str = "float64", *, retur
         raise ValueError(f"unknown integer path {path!r}")
     cache = {} if cache is None else cache
     b = in_bound
+    shuffle = 0   # depth-to-space of the previous layer, done by the next convolution's input copy
     for i, L in enumerate(layers):
-        acc = _conv_acc(x, L, path, cache)
+        acc = _conv_acc(x, L, path, cache, shuffle)
         if return_last_acc and i == len(layers) - 1:
             return acc.to(torch.int64)
         key = ("f64ok", id(L), b)
@@ -149,8 +203,9 @@ def run(layers: list[IntLayer], x: torch.Tensor, path: str = "float64", *, retur
             x = requant_f64_(acc, cache[mkey], L.shift, L.lo, L.hi)
         else:
             x = requant(acc.to(torch.int64), L.mult, None, L.shift, L.lo, L.hi)
-        if L.shuffle:
-            x = F.pixel_shuffle(x, L.shuffle)
+        shuffle = L.shuffle
+        if shuffle and i == len(layers) - 1:
+            x = F.pixel_shuffle(x, shuffle)
         b = L.out_bound()
     return x.to(torch.int64)
 
@@ -179,6 +234,9 @@ def from_npz(z, prefix: str) -> list[IntLayer]:
     out = []
     for i in range(n):
         shift, lo, hi, shuffle = (int(v) for v in z[f"{prefix}.{i}.params"])
+        wshape = z[f"{prefix}.{i}.weight"].shape
+        if len(wshape) != 4 or wshape[2] != wshape[3] or wshape[2] % 2 == 0:
+            raise IntNetError(f"{prefix}.{i}.weight: shape {wshape}, a layer needs an odd square kernel (10.2)")
         out.append(IntLayer(z[f"{prefix}.{i}.weight"].astype(np.int64), z[f"{prefix}.{i}.bias"].astype(np.int64),
                             z[f"{prefix}.{i}.mult"].astype(np.int64), shift, lo, hi, shuffle, f"{prefix}.{i}"))
     return out
