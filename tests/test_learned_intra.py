@@ -243,3 +243,15 @@ def test_ycbcr420_input_roundtrip(random_model):
     assert out.hash_status == "match" and out.picture.chroma_format == "420"
     assert (out.picture.width, out.picture.height) == (70, 45)
     assert out.picture.planes[1].shape == (23, 35)
+
+
+def test_unreadable_or_incomplete_integer_data_names_the_file(tmp_path):
+    from refsw.tools.learned_intra import IntModel
+    bad = tmp_path / "m_int.npz"
+    bad.write_bytes(b"PK\x03\x04" + b"\0" * 40)
+    with pytest.raises(ValueError, match=f"{bad}: not a readable .npz file"):
+        IntModel(str(bad), 1)
+    part = tmp_path / "part_int.npz"
+    np.savez(part, **{"meta.config_json": np.frombuffer(b"{}", np.uint8)})
+    with pytest.raises(ValueError, match=f"{part}: no array 'hs.num_layers'"):
+        IntModel(str(part), 1)

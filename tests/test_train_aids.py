@@ -148,6 +148,12 @@ def test_remap_points_tool_moves_weights_to_new_operating_points(tmp_path, capsy
     with pytest.raises(SystemExit):
         main([src, dst, "--lambdas", "0.004,0.001"])
     assert "increasing" in capsys.readouterr().err
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK not a zip")
+    for f in (str(bad), str(tmp_path / "missing.npz")):
+        with pytest.raises(SystemExit):
+            main([f, dst])
+        assert f"{f}: not an intra weight file" in capsys.readouterr().err
 
 
 def test_rate_weights_ramp_revived_channels_from_zero_to_one():

@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 from typing import Optional
 
 import numpy as np
@@ -89,16 +90,35 @@ def carried_over(arrays: dict) -> tuple[dict, dict]:
     return meta, extra
 
 
-def read_npz(path: str) -> dict:
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+class NpzArrays(dict):
+    """The arrays of an .npz file; a missing array is a ValueError naming the file."""
+
+    def __init__(self, path: str, arrays: dict):
+        super().__init__(arrays)
+        self.path = path
+
+    def __missing__(self, key):
+        raise ValueError(f"{self.path}: no array {key!r}")
+
+
+def read_npz(path: str) -> NpzArrays:
+    """All arrays of an .npz file (no pickle); a file that is not one is a ValueError naming it."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return NpzArrays(path, {k: f[k] for k in f.files})
+    except (zipfile.BadZipFile, EOFError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
 
 
 def load_npz(path: str, model_cls=None):
     """Build the model described by the file and load its weights (float32)."""
+    return model_from_arrays(read_npz(path), model_cls)
+
+
+def model_from_arrays(arrays: dict, model_cls=None):
+    """:func:`load_npz` on the arrays of a :func:`read_npz` result."""
     from .intra import IntraCodec, IntraConfig
 
-    arrays = read_npz(path)
     cfg = IntraConfig.from_dict(json.loads(arrays["config_json"].tobytes().decode()))
     model = (model_cls or IntraCodec)(cfg)
     sd = {k[len("model."):]: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in arrays.items() if k.startswith("model.")}

@@ -33,6 +33,7 @@ from ..decoder import CodedPicture, register_picture_decoder, sps_picture_format
 from ..encoder import (CODED_SIZE_ALIGN, CODING_MODE_TOOLS, EncoderError, hash_units, layer_reconstructions,
                        register_picture_encoder)
 from ..entropy import RansSubstreams, RansTables, decode_substreams, encode_substreams, gaussian_tables
+from ..models.io import read_npz
 from ..nn.intnet import check_bounds, exact_mode, from_npz, requant, run
 from ..picture import Picture
 
@@ -47,7 +48,7 @@ class IntModel:
         if not os.path.exists(path):
             raise BitstreamError(f"no integer data for sps_model_id {model_id} ({path} missing)",
                                  element="sps_model_id", clause="10.1")
-        z = np.load(path, allow_pickle=False)
+        z = read_npz(path)   # ValueError naming the file if unreadable or incomplete
         self.cfg = json.loads(bytes(z["meta.config_json"]).decode())
         self.model_id = model_id
         self.calibration = np.asarray(z["meta.calibration"], dtype=np.float64) if "meta.calibration" in z else None

@@ -32,6 +32,7 @@ import torch
 from syntax import hls
 from syntax.errors import BitstreamError
 
+from ..models.io import read_npz
 from ..nn.intnet import check_bounds, from_npz, requant, run
 from .learned_intra import IN_CLIP, LAT_MAX, _device, decode_latents, learned_picture_units
 
@@ -66,7 +67,7 @@ class IntBranch:
         if not os.path.exists(path):
             raise BitstreamError(f"no integer data for task branch {entry.branch_id} of model {entry.model_id} "
                                  f"({path} missing)", element="sps_task_branch_id", clause="10.8")
-        z = np.load(path, allow_pickle=False)
+        z = read_npz(path)   # ValueError naming the file if unreadable or incomplete
         self.entry = entry
         self.cfg = json.loads(bytes(z["meta.config_json"]).decode())
         self.layers = from_npz(z, "tb")

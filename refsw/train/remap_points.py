@@ -25,7 +25,7 @@ import sys
 import torch
 
 from refsw.models.intra import POINT_TABLES, IntraCodec, IntraConfig, check_lambdas, remap_point_tables
-from refsw.models.io import carried_over, export_npz, load_npz, read_npz
+from refsw.models.io import carried_over, export_npz, model_from_arrays, read_npz
 
 
 def remap_model(model: IntraCodec, lambdas) -> IntraCodec:
@@ -70,9 +70,12 @@ def main(argv=None):
         lambdas = check_lambdas(a.lambdas.split(",") if a.lambdas else IntraConfig().lambdas)
     except ValueError as e:
         ap.error(f"--lambdas: {e}")
-    arrays = read_npz(a.input)
+    try:
+        arrays = read_npz(a.input)
+        model = model_from_arrays(arrays)
+    except (OSError, KeyError, ValueError) as e:
+        ap.error(f"{a.input}: not an intra weight file ({e})")
     meta, extra = carried_over(arrays)
-    model = load_npz(a.input)
     new = remap_model(model, lambdas)
     if not extra:
         sd = model.state_dict()

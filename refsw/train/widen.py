@@ -22,7 +22,7 @@ import sys
 import torch
 
 from refsw.models.intra import IntraCodec, IntraConfig
-from refsw.models.io import carried_over, export_npz, load_npz, read_npz
+from refsw.models.io import carried_over, export_npz, model_from_arrays, read_npz
 from refsw.train.recycle import _units, reinit_units
 
 
@@ -75,7 +75,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     try:
         arrays = read_npz(a.input)
-        model = load_npz(a.input)
+        model = model_from_arrays(arrays)
     except (OSError, KeyError, ValueError) as e:
         ap.error(f"{a.input}: not an intra weight file ({e})")
     try:
