@@ -134,11 +134,13 @@ def conv2d_taps(x: torch.Tensor, taps: torch.Tensor, bias: torch.Tensor, shuffle
 
 
 def _taps(L: IntLayer, device, cache: dict):
+    """float64 taps (k*k, Cout, Cin) and bias of a layer for :func:`conv2d_taps`, cached."""
     key = (id(L), "taps", device)
     if key not in cache:
         co, ci, k, _ = L.weight.shape
         t = L.weight.astype(np.float64).transpose(2, 3, 0, 1).reshape(k * k, co, ci)
-        cache[key] = torch.from_numpy(np.ascontiguousarray(t)).to(device)
+        cache[key] = (torch.from_numpy(np.ascontiguousarray(t)).to(device),
+                      torch.from_numpy(L.bias.astype(np.float64)).to(device))
     return cache[key]
 
 
@@ -146,12 +148,13 @@ def _conv_acc(x: torch.Tensor, L: IntLayer, path: str, cache: dict, shuffle: int
     """Integer convolution of x after a depth-to-space by ``shuffle`` (if > 0);
     the accumulators are int64 (int64 path) or integer-valued float64
     (float64 path, exact by check_bounds)."""
-    w, b = _weights(L, path, x.device, cache)
     if path == "int64":
+        w, b = _weights(L, path, x.device, cache)
         if shuffle:
             x = F.pixel_shuffle(x, shuffle)
         return F.conv2d(x.to(torch.int64), w, b, padding=L.weight.shape[2] // 2)
-    return conv2d_taps(x.to(torch.float64), _taps(L, x.device, cache), b, shuffle)
+    taps, b = _taps(L, x.device, cache)
+    return conv2d_taps(x.to(torch.float64), taps, b, shuffle)
 
 
 def requant(acc: torch.Tensor, mult, add, shift: int, lo: int, hi: int) -> torch.Tensor:
