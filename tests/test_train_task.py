@@ -52,7 +52,10 @@ def test_eval_only_runs_and_picks_the_higher_mean(tmp_path, eval_set, capsys, mo
 def test_eval_only_bad_file_is_named(tmp_path, eval_set, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not an npz")
-    for path, msg in ((str(tmp_path / "missing.npz"), "no such file"), (str(bad), "not a task-branch weight file")):
+    bad_zip = tmp_path / "bad_zip.npz"
+    bad_zip.write_bytes(b"PK\x03\x04" + b"\0" * 40)      # a zip header, then garbage
+    for path, msg in ((str(tmp_path / "missing.npz"), "no such file"), (str(bad), "not a task-branch weight file"),
+                      (str(bad_zip), "not a task-branch weight file")):
         with pytest.raises(SystemExit) as e:
             train_task.main(["--eval-only", path, "--eval", eval_set])
         assert e.value.code == 2

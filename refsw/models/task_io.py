@@ -8,6 +8,7 @@ import os
 import numpy as np
 import torch
 
+from .io import read_npz
 from .task_face import FaceHead, FaceHeadConfig
 
 
@@ -23,10 +24,10 @@ def save_branch(head, path: str, meta: dict | None = None) -> None:
 
 
 def load_branch(path: str) -> FaceHead:
-    with np.load(path, allow_pickle=False) as z:
-        cfg = FaceHeadConfig.from_dict(json.loads(z["config_json"].tobytes().decode()))
-        head = FaceHead(cfg)
-        sd = {k[6:]: torch.from_numpy(np.array(z[k], dtype=np.float32)) for k in z.files if k.startswith("model.")}
+    z = read_npz(path)   # ValueError naming the file if unreadable or incomplete
+    cfg = FaceHeadConfig.from_dict(json.loads(z["config_json"].tobytes().decode()))
+    head = FaceHead(cfg)
+    sd = {k[6:]: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in z.items() if k.startswith("model.")}
     head.load_state_dict(sd, strict=True)
     head.eval()
     return head
