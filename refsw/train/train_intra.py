@@ -48,7 +48,7 @@ import torch
 
 from refsw.models.intra import (POINT_TABLES, ClippedReLU, IntraCodec, IntraConfig, check_lambdas,
                                 remap_point_tables)
-from refsw.models.io import export_npz, load_npz, read_npz
+from refsw.models.io import export_npz, model_from_arrays, read_npz
 from refsw.train.eval_intra import card_rd_section, list_images, load_image, measure_dev
 from refsw.train.remap_points import remap_model
 from refsw.train.recycle import channels_in_use, latent_use, recycle_dormant, revive_latent
@@ -125,7 +125,7 @@ def init_from_npz(path, lambdas=None):
     are the file's ``trained.*`` tables if it was trained there (exact), else the
     file's tables remapped (piecewise linear in ln lambda, approximate)."""
     arrays = read_npz(path)
-    model = load_npz(path)
+    model = model_from_arrays(arrays)
     step = int(arrays["meta.step"]) if "meta.step" in arrays else 0
     secs = float(arrays["meta.train_seconds"]) if "meta.train_seconds" in arrays else 0.0
     have = model.cfg.lambdas
