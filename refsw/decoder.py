@@ -63,11 +63,36 @@ class DecodedPicture:
     task: object = None   # task-branch output (10.8); picture is None then
 
 
-def _err(msg, unit: Unit | None, *, element=None, clause="8.1", shall=None, structure=None):
+def _err(msg, unit: Unit | None, *, element=None, clause="8.1", shall=None, structure=None, bitpos=None):
     where = f"unit {unit.index}" if unit is not None else None
-    bitpos = unit.offset * 8 if unit is not None else None
+    if bitpos is None and unit is not None:
+        bitpos = unit.offset * 8
     return BitstreamError(msg, structure=structure or (unit.type_name if unit else None), element=element,
                           bitpos=bitpos, clause=clause, shall=shall, where=where)
+
+
+def _check_temporal_id(unit: Unit, cur: CodedPicture | None):
+    """5.2: SPS, EOS and sequence-level RESTORATION units have temporal id 0;
+    the units of a picture share the temporal id of its PH unit, which is 0
+    for an I picture."""
+    ut, tid = unit.unit_type, unit.unit_temporal_id
+    if ut == hls.UT_PH:
+        if tid != 0 and unit.payload.ph_pic_type == 0:
+            need, why = 0, "of an I picture (ph_pic_type 0)"
+        else:
+            return
+    elif ut in (hls.UT_SPS, hls.UT_EOS) or (ut == hls.UT_RESTORATION
+                                             and not unit.payload.rm_picture_level_flag):
+        need, why = 0, "of a sequence-level unit"
+    elif cur is not None:
+        need, why = cur.ph_unit.unit_temporal_id, "of a picture's unit (that of its PH unit)"
+    else:
+        return   # a payload unit outside a picture: reported by the caller
+    if tid != need:
+        raise BitstreamError(f"{unit.type_name} unit with temporal id {tid}, expected {need}",
+                             structure="unit_header", element="unit_temporal_id_plus1",
+                             bitpos=unit.offset * 8 + 45, clause="5.2", where=f"unit {unit.index}",
+                             shall=f"The temporal id {why} shall be {need}")
 
 
 def crop_to_output(pic: Picture, sps) -> Picture:
@@ -152,6 +177,7 @@ class Decoder:
             ut = unit.unit_type
             if ut not in hls.PAYLOAD_STRUCTURES:
                 continue  # reserved unit type: ignored (5.2)
+            _check_temporal_id(unit, cur)
             if ut == hls.UT_SPS:
                 if cur is not None:
                     self._finish(cur)
@@ -171,6 +197,12 @@ class Decoder:
                 if cur is None:
                     raise _err("DPH unit outside a picture", unit, element="unit_type",
                                shall="A DPH unit shall follow the payload units of a picture")
+                top = cur.sps.sps_num_latent_layers_minus1
+                if unit.unit_layer_id > top:
+                    raise _err(f"DPH unit with unit_layer_id {unit.unit_layer_id}, the SPS has latent layers "
+                               f"0..{top}", unit, element="unit_layer_id", clause="5.2",
+                               bitpos=unit.offset * 8 + 39,
+                               shall="unit_layer_id of a DPH unit shall not exceed sps_num_latent_layers_minus1")
                 if unit.unit_layer_id in cur.dph:
                     raise _err(f"second DPH unit with unit_layer_id {unit.unit_layer_id} in one picture",
                                unit, element="unit_layer_id",

@@ -152,6 +152,8 @@ def seq_parameter_set(rw, sps):
         rw.ue("sps_num_task_branches", 0, 8)
         for i in range(sps.sps_num_task_branches):
             rw.u(8, "sps_task_branch_id", 1, 255, idx=i)
+            rw.shall(sps.sps_task_branch_id[i] not in sps.sps_task_branch_id[:i],
+                     "The values of sps_task_branch_id shall be distinct", "sps_task_branch_id")
             rw.u(3, "sps_task_branch_num_layers_minus1", 0, sps.sps_num_latent_layers_minus1, idx=i)
     else:
         rw.infer("sps_num_latent_layers_minus1", 0)
@@ -386,3 +388,6 @@ PAYLOAD_STRUCTURES = {
     UT_DPH: decoded_picture_hash,
     UT_EOS: end_of_sequence,
 }
+
+#: Unit types whose unit_layer_id may be non-zero (5.2); every other type has layer 0.
+LAYERED_UNIT_TYPES = frozenset({UT_LATENT, UT_DPH})

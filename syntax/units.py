@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .errors import BitstreamError
-from .hls import (PAYLOAD_STRUCTURES, UNIT_TYPE_NAMES, UT_SPS, UnitHeader,
+from .hls import (LAYERED_UNIT_TYPES, PAYLOAD_STRUCTURES, UNIT_TYPE_NAMES, UT_SPS, UnitHeader,
                   unit_header)
 from .levels import MAX_UNIT_BYTES_NO_SPS, level_for
 from .rw import Struct, SyntaxReader, SyntaxWriter, Trace, syntax_structure
@@ -166,11 +166,12 @@ def iter_units(data: bytes, trace: Trace | None = None, *, parse: bool = True,
         if parse and struct is not None and ut not in skip_types:
             r = SyntaxReader(body[2:], trace, base_bitpos=base + 16, where=where)
             obj = Struct()
+            if uh.unit_layer_id != 0 and ut not in LAYERED_UNIT_TYPES:
+                raise BitstreamError(f"{UNIT_TYPE_NAMES[ut]} unit with unit_layer_id {uh.unit_layer_id}",
+                                     structure="unit_header", element="unit_layer_id", bitpos=base + 7,
+                                     clause="5.2", where=where,
+                                     shall="unit_layer_id shall be 0 except in LATENT and DPH units")
             if ut == UT_SPS:
-                if uh.unit_layer_id != 0:
-                    raise BitstreamError("SPS unit with unit_layer_id != 0", structure="unit_header",
-                                         element="unit_layer_id", bitpos=base + 7, clause="5.2",
-                                         shall="unit_layer_id of an SPS unit shall be equal to 0", where=where)
                 struct(r, obj)
                 sps = obj
             else:

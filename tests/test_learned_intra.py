@@ -255,3 +255,81 @@ def test_unreadable_or_incomplete_integer_data_names_the_file(tmp_path):
     np.savez(part, **{"meta.config_json": np.frombuffer(b"{}", np.uint8)})
     with pytest.raises(ValueError, match=f"{part}: no array 'hs.num_layers'"):
         IntModel(str(part), 1)
+
+
+def _set_header(data, unit, layer=None, tid=None):
+    """Rewrite the unit header of `unit` (5.2) with another layer id / temporal id."""
+    d = bytearray(data)
+    i = unit.offset + 4
+    h = int.from_bytes(d[i:i + 2], "big")
+    if layer is not None:
+        h = (h & ~(0x3F << 3)) | (layer << 3)
+    if tid is not None:
+        h = (h & ~0x7) | (tid + 1)
+    d[i:i + 2] = h.to_bytes(2, "big")
+    return bytes(d)
+
+
+@pytest.mark.parametrize("kind, layer, tid, match", [
+    ("PH", 1, None, "PH unit with unit_layer_id 1"),
+    ("HYPER", 2, None, "HYPER unit with unit_layer_id 2"),
+    ("EOS", 1, None, "EOS unit with unit_layer_id 1"),
+    ("DPH", 2, None, "DPH unit with unit_layer_id 2"),
+    ("SPS", None, 1, "SPS unit with temporal id 1"),
+    ("PH", None, 2, "PH unit with temporal id 2"),
+    ("LATENT", None, 1, "LATENT unit with temporal id 1"),
+    ("DPH", None, 3, "DPH unit with temporal id 3"),
+])
+def test_unit_header_constraints(random_model, kind, layer, tid, match):
+    data = _encode(_pic(), "-q", "20")
+    unit = [u for u in parse_units(data) if u.type_name == kind][-1]
+    with pytest.raises(BitstreamError, match=match) as e:
+        Decoder().decode(_set_header(data, unit, layer, tid))
+    assert e.value.bitpos == 8 * unit.offset + (39 if layer is not None else 45)
+    assert "5.2" in str(e.value)
+
+
+def test_operating_point_set_unknown_is_bitstream_error(random_model):
+    data = _encode(_pic(), "-q", "10")
+    units = parse_units(data)
+    from syntax.units import BitstreamWriter
+    w = BitstreamWriter()
+    sps = units[0].payload
+    sps.sps_operating_point_set_id = 3
+    w.write_unit(0, sps)
+    bad = w.getvalue() + data[units[1].offset:]
+    with pytest.raises(BitstreamError, match="sps_operating_point_set_id 3"):
+        Decoder().decode(bad)
+    with pytest.raises(BitstreamError, match="sps_operating_point_set_id 3"):
+        Decoder(task="face").decode(bad)
+
+
+def test_task_branch_ids_distinct(random_model):
+    from syntax.rw import Trace
+    from syntax.units import BitstreamWriter
+    data = _encode(_pic(), "-q", "10")
+    units = parse_units(data)
+    sps = units[0].payload
+    sps.sps_num_task_branches = 2
+    sps.sps_task_branch_id = [1, 1]
+    sps.sps_task_branch_num_layers_minus1 = [0, 0]
+    with pytest.raises(BitstreamError, match="distinct"):
+        BitstreamWriter().write_unit(0, sps)          # the writer runs the same template
+    sps.sps_task_branch_id = [1, 2]
+    w = BitstreamWriter()
+    w.write_unit(0, sps)
+    good = w.getvalue() + data[units[1].offset:]
+    assert Decoder().decode(good)[0].hash_status == "match"  # an unknown branch id is ignored
+    t = Trace()
+    parse_units(good, t)
+    pos = int(next(ln for ln in t.lines if "sps_task_branch_id[1]" in ln).split()[0])
+    with pytest.raises(BitstreamError, match="distinct") as e:
+        Decoder().decode(_set_bits(good, pos, 8, 1))
+    assert e.value.element.startswith("sps_task_branch_id")
+
+
+def _set_bits(data, pos, n, value):
+    """data with the n bits at bit position pos replaced by value (MSB first)."""
+    bits = "".join(f"{b:08b}" for b in data)
+    bits = bits[:pos] + f"{value:0{n}b}" + bits[pos + n:]
+    return bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits), 8))

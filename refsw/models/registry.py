@@ -21,6 +21,8 @@ class ModelEntry:
     config: IntraConfig
     factory: Callable
     weights: str  # file name in MODELS_DIR
+    #: sps_operating_point_set_id values the model data defines (10.1)
+    operating_point_sets: frozenset = frozenset({0})
 
     @property
     def weights_path(self) -> str:

@@ -34,6 +34,7 @@ from ..encoder import (CODED_SIZE_ALIGN, CODING_MODE_TOOLS, EncoderError, hash_u
                        register_picture_encoder)
 from ..entropy import RansSubstreams, RansTables, decode_substreams, encode_substreams, gaussian_tables
 from ..models.io import read_npz
+from ..models.registry import get_entry
 from ..nn.intnet import check_bounds, exact_mode, from_npz, requant, run
 from ..picture import Picture
 
@@ -118,7 +119,6 @@ def split_mean(mu_f: torch.Tensor, n: int):
 
 @functools.lru_cache(maxsize=4)
 def int_model(model_id: int) -> IntModel:
-    from ..models.registry import get_entry
     try:
         entry = get_entry(model_id)
     except KeyError:
@@ -195,6 +195,13 @@ def learned_picture_units(cp: CodedPicture):
     sps = cp.sps
     _check_sps(sps, f"unit {cp.ph_unit.index}")
     m = int_model(sps.sps_model_id)
+    sets = get_entry(sps.sps_model_id).operating_point_sets
+    if sps.sps_operating_point_set_id not in sets:
+        raise BitstreamError(f"sps_operating_point_set_id {sps.sps_operating_point_set_id}: model "
+                             f"{sps.sps_model_id} defines the sets {sorted(sets)}",
+                             element="sps_operating_point_set_id", clause="10.1",
+                             where=f"unit {cp.ph_unit.index}",
+                             shall="sps_operating_point_set_id shall be a set of the model")
     H, W = sps.sps_pic_height_in_luma_samples, sps.sps_pic_width_in_luma_samples
     if H % m.total_stride or W % m.total_stride:
         raise BitstreamError(f"coded size {W}x{H} is not a multiple of {m.total_stride}",
