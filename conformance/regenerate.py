@@ -278,6 +278,22 @@ def _neg_two_dph():
     return d[:dph.offset + 4 + n] + one + d[dph.offset + 4 + n:]
 
 
+def _header(d, u, layer, tid):
+    # unit_header (5.2): forbidden_zero_bit, unit_type u(6), unit_layer_id u(6), unit_temporal_id_plus1 u(3)
+    h = (u.unit_type << 9) | (layer << 3) | (tid + 1)
+    return d[:u.offset + 4] + h.to_bytes(2, "big") + d[u.offset + 6:]
+
+
+def _neg_layer_id():
+    d = _base()
+    return _header(d, _unit(d, "PH"), 1, 0)
+
+
+def _neg_temporal_id():
+    d = _base()
+    return _header(d, _unit(d, "PCM"), 0, 1)
+
+
 def _neg_long_exp_golomb():
     d = _base()
     sps = parse_units(d)[0]
@@ -299,6 +315,9 @@ NEGATIVE = [
     ("neg_tool_not_in_profile", "inner codec enabled in the Main Intra profile",
      "sps_inner_codec_enabled_flag", "A.2", _neg_tool_not_in_profile),
     ("neg_two_dph", "two DPH units of layer 0 in one picture", "unit_layer_id", "8.1", _neg_two_dph),
+    ("neg_ph_layer_id", "PH unit with unit_layer_id 1", "unit_layer_id", "5.2", _neg_layer_id),
+    ("neg_temporal_id", "PCM unit with temporal id 1 after a PH unit with temporal id 0",
+     "unit_temporal_id_plus1", "5.2", _neg_temporal_id),
     ("neg_exp_golomb_too_long", "ue(v) with more than 32 leading zero bits",
      "sps_pic_width_in_luma_samples", "6.1", _neg_long_exp_golomb),
 ]
