@@ -95,6 +95,16 @@ def _check_temporal_id(unit: Unit, cur: CodedPicture | None):
                              shall=f"The temporal id {why} shall be {need}")
 
 
+def _check_layer_id(unit: Unit, cur: CodedPicture):
+    """5.2: LATENT and DPH units have a layer of the coded sequence (the other
+    types have layer 0, checked by the unit parser)."""
+    top = cur.sps.sps_num_latent_layers_minus1
+    if unit.unit_layer_id > top:
+        raise _err(f"{unit.type_name} unit with unit_layer_id {unit.unit_layer_id}, the SPS has latent layers "
+                   f"0..{top}", unit, element="unit_layer_id", clause="5.2", bitpos=unit.offset * 8 + 39,
+                   shall="unit_layer_id of a LATENT or DPH unit shall not exceed sps_num_latent_layers_minus1")
+
+
 def crop_to_output(pic: Picture, sps) -> Picture:
     """Apply the conformance window (clause 8.5)."""
     sw, sh = hls.sub_wh(sps.sps_chroma_format_idc)
@@ -170,6 +180,7 @@ class Decoder:
         self.output = []
         self.pending: list[CodedPicture] = []
         self.seq_rm = None
+        self.seq_pictures = 0       # picture headers in the current coded sequence
         cur: CodedPicture | None = None
         for unit in iter_units(data, self.trace):
             if self.max_layer is not None and unit.unit_layer_id > self.max_layer:
@@ -188,6 +199,8 @@ class Decoder:
                 if cur is not None:
                     self._finish(cur)
                 cur = CodedPicture(unit.payload, unit, self.sps)
+                self._check_sequence_mode(cur)
+                self.seq_pictures += 1
             elif ut == hls.UT_EOS:
                 if cur is not None:
                     self._finish(cur)
@@ -197,12 +210,7 @@ class Decoder:
                 if cur is None:
                     raise _err("DPH unit outside a picture", unit, element="unit_type",
                                shall="A DPH unit shall follow the payload units of a picture")
-                top = cur.sps.sps_num_latent_layers_minus1
-                if unit.unit_layer_id > top:
-                    raise _err(f"DPH unit with unit_layer_id {unit.unit_layer_id}, the SPS has latent layers "
-                               f"0..{top}", unit, element="unit_layer_id", clause="5.2",
-                               bitpos=unit.offset * 8 + 39,
-                               shall="unit_layer_id of a DPH unit shall not exceed sps_num_latent_layers_minus1")
+                _check_layer_id(unit, cur)
                 if unit.unit_layer_id in cur.dph:
                     raise _err(f"second DPH unit with unit_layer_id {unit.unit_layer_id} in one picture",
                                unit, element="unit_layer_id",
@@ -210,9 +218,13 @@ class Decoder:
                 cur.dph[unit.unit_layer_id] = (unit, unit.payload)
             else:
                 if ut == hls.UT_RESTORATION and not unit.payload.rm_picture_level_flag:
-                    if cur is not None:
-                        self._finish(cur)
-                        cur = None
+                    if self.seq_rm is not None or self.seq_pictures:
+                        raise _err("sequence-level RESTORATION unit " + (
+                            "repeated" if self.seq_rm is not None else "after a picture header")
+                            + " in a coded sequence", unit, element="rm_picture_level_flag", clause="7.7",
+                            bitpos=unit.offset * 8 + 48,
+                            shall="A coded sequence contains exactly one sequence-level RESTORATION unit, "
+                                  "which precedes its first picture header")
                     self.seq_rm = unit.payload  # sequence-level metadata (7.7)
                     continue
                 if cur is None:
@@ -227,6 +239,12 @@ class Decoder:
                                f"{cur.ph.ph_pic_coding_mode}", unit, element="unit_type",
                                shall="The payload units of a picture shall be of the types allowed "
                                      "for its ph_pic_coding_mode (Table 8-1)")
+                _check_layer_id(unit, cur)
+                if ut == hls.UT_RESTORATION and cur.units_of(hls.UT_RESTORATION):
+                    raise _err("second picture-level RESTORATION unit in one picture", unit,
+                               element="rm_picture_level_flag", clause="7.7", bitpos=unit.offset * 8 + 48,
+                               shall="A picture contains at most one RESTORATION unit with "
+                                     "rm_picture_level_flag equal to 1")
                 cur.units.append(unit)
                 cur.nbytes += unit.size
                 max_bytes = level_for(cur.sps.sps_level_idc).MaxUnitBytes
@@ -239,6 +257,19 @@ class Decoder:
         self._end_sequence()
         return self.output
 
+    def _check_sequence_mode(self, cp: CodedPicture):
+        """8.1: a coded sequence with pictures of a sequence-level coding mode
+        (INNER) has pictures of that mode only."""
+        mode = cp.ph.ph_pic_coding_mode
+        if self.seq_pictures == 0:
+            self.seq_mode = mode
+        elif mode != self.seq_mode and (mode in SEQUENCE_DECODERS or self.seq_mode in SEQUENCE_DECODERS):
+            raise _err(f"a {hls.CODING_MODE_NAMES.get(mode)} picture in a coded sequence of "
+                       f"{hls.CODING_MODE_NAMES.get(self.seq_mode)} pictures", cp.ph_unit,
+                       element="ph_pic_coding_mode", clause="8.1",
+                       shall="The pictures of a coded sequence that contains INNER pictures shall all be "
+                             "INNER pictures")
+
     def _end_sequence(self):
         if self.pending:
             pend, self.pending = self.pending, []
@@ -250,6 +281,7 @@ class Decoder:
             for cp, pic in zip(pend, pics):
                 self._output(cp, pic)
         self.seq_rm = None
+        self.seq_pictures = 0
 
     def _finish(self, cp: CodedPicture):
         mode = cp.ph.ph_pic_coding_mode
@@ -259,9 +291,6 @@ class Decoder:
             self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, None, "off", task=res))
             return
         if mode in SEQUENCE_DECODERS:
-            if self.pending and self.pending[0].ph.ph_pic_coding_mode != mode:
-                raise _err("pictures of different sequence-level coding modes in one coded sequence",
-                           cp.ph_unit, element="ph_pic_coding_mode", clause="8.1")
             self.pending.append(cp)
             return
         fn = PICTURE_DECODERS.get(mode)

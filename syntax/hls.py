@@ -318,6 +318,9 @@ def restoration_metadata(rw, rm, sps):
     if not rm.rm_picture_level_flag:
         if sps.sps_inner_codec_enabled_flag:
             rw.ue("rm_inner_bit_depth_minus8", 0, 8)
+            rw.shall(rm.rm_inner_bit_depth_minus8 in ((0, 2) if sps.sps_inner_codec_idc == 1 else (0, 2, 4)),
+                     "With sps_inner_codec_idc equal to 1 (VVC), InnerBitDepth shall be 8 or 10; with 0 "
+                     "(HEVC), 8, 10 or 12", "rm_inner_bit_depth_minus8")
         if sps.sps_spatial_resampling_enabled_flag:
             rw.flag("rm_spatial_resampling_flag")
             if rm.rm_spatial_resampling_flag:
@@ -336,9 +339,11 @@ def restoration_metadata(rw, rm, sps):
             rw.flag("rm_bit_depth_truncation_flag")
             if rm.rm_bit_depth_truncation_flag:
                 rw.u(4, "rm_bit_depth_shift", 1, bit_depth(sps) - 1)
-                rw.shall(rm.get("rm_inner_bit_depth_minus8", 0) + 8 >= bit_depth(sps) - rm.rm_bit_depth_shift,
-                         "rm_inner_bit_depth_minus8 + 8 shall be greater than or equal to "
-                         "BitDepth - rm_bit_depth_shift", "rm_bit_depth_shift")
+        if sps.sps_inner_codec_enabled_flag:
+            shift = rm.rm_bit_depth_shift if rm.get("rm_bit_depth_truncation_flag") else 0
+            rw.shall(rm.rm_inner_bit_depth_minus8 + 8 >= bit_depth(sps) - shift,
+                     "InnerBitDepth (rm_inner_bit_depth_minus8 + 8) shall be greater than or equal to "
+                     "CodedBitDepth (BitDepth - BitDepthShift)", "rm_inner_bit_depth_minus8")
         if sps.sps_post_filter_enabled_flag:
             rw.flag("rm_post_filter_flag")
             if rm.rm_post_filter_flag:

@@ -275,6 +275,7 @@ def _set_header(data, unit, layer=None, tid=None):
     ("HYPER", 2, None, "HYPER unit with unit_layer_id 2"),
     ("EOS", 1, None, "EOS unit with unit_layer_id 1"),
     ("DPH", 2, None, "DPH unit with unit_layer_id 2"),
+    ("LATENT", 2, None, "LATENT unit with unit_layer_id 2"),
     ("SPS", None, 1, "SPS unit with temporal id 1"),
     ("PH", None, 2, "PH unit with temporal id 2"),
     ("LATENT", None, 1, "LATENT unit with temporal id 1"),

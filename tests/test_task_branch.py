@@ -115,13 +115,43 @@ def test_errors(random_models, tmp_path):
         Decoder(task="eyes").decode(_encode(pic, "-q", "20"))
     with pytest.raises(EncoderError, match="TaskBranches"):
         _encode(pic, "--TaskBranches", "eyes")
+    # a conforming stream of other pictures: the branch cannot run (not a bitstream error)
     c, _ = parse(["--CodingMode", "pcm"], ENCODER_OPTIONS)
-    with pytest.raises(BitstreamError, match="learned pictures"):
+    with pytest.raises(ValueError, match="learned pictures only"):
         _dets(Encoder(c).encode([pic]))
     # sequence-level coding modes (inner codec) are refused before their decoding runs
     with open(os.path.join(suite_dir(), "streams", "inner_hevc_ra_none.bin"), "rb") as f:
-        with pytest.raises(BitstreamError, match="learned pictures"):
+        with pytest.raises(ValueError, match="learned pictures only"):
             _dets(f.read())
+
+
+def _with_sps(data, **fields):
+    from syntax.units import BitstreamWriter, parse_units
+    units = parse_units(data)
+    sps = units[0].payload
+    for k, v in fields.items():
+        setattr(sps, k, v)
+    w = BitstreamWriter()
+    w.write_unit(hls.UT_SPS, sps)
+    return w.getvalue() + data[units[1].offset:]
+
+
+def test_branch_layers_other_than_registered_are_bitstream_errors(random_models):
+    """10.8: the SPS gives the face branch the layers of Table 10-2 (one layer of 48
+    channels); any other split is named, not run into a shape error."""
+    data = _encode(_pic(), "-q", "20")
+    two = _with_sps(data, sps_task_branch_num_layers_minus1=[1])
+    with pytest.raises(BitstreamError, match="reads 1 latent layer") as e:
+        _dets(two)
+    assert e.value.element == "sps_task_branch_num_layers_minus1"
+    from syntax.units import parse_units
+    units = parse_units(data)
+    one = _with_sps(data, sps_num_latent_layers_minus1=0)      # layer 0 = all 160 channels
+    keep = [u for u in parse_units(one) if u.unit_layer_id == 0]
+    one = b"".join(one[u.offset:u.offset + 4 + u.size] for u in keep)
+    with pytest.raises(BitstreamError, match="channels \\[0, 160\\)"):
+        _dets(one)
+    assert len(units) == len(keep) + 2
 
 
 def test_branch_of_another_codec_conversion_refused(random_models, tmp_path):

@@ -158,6 +158,19 @@ def test_restoration_metadata_constraints():
                   rm_post_filter_flag=0)
     with pytest.raises(BitstreamError, match="rm_inner_bit_depth_minus8"):   # 10-bit, shift 1: 9 > 8
         w.write_unit(hls.UT_RESTORATION, bad2)
+    # no truncation: CodedBitDepth = BitDepth = 10 > InnerBitDepth 8 (was a negative shift at decoding)
+    bad3 = Struct(rm_picture_level_flag=0, rm_inner_bit_depth_minus8=0, rm_spatial_resampling_flag=0,
+                  rm_temporal_resampling_flag=0, rm_bit_depth_truncation_flag=0, rm_post_filter_flag=0)
+    with pytest.raises(BitstreamError, match="CodedBitDepth"):
+        w.write_unit(hls.UT_RESTORATION, bad3)
+    bad3.rm_inner_bit_depth_minus8 = 2
+    w.write_unit(hls.UT_RESTORATION, bad3)                                   # 10-bit HEVC: allowed
+    for idc, depth_minus8 in ((0, 1), (0, 8), (1, 4)):                       # HEVC 9 / 16, VVC 12-bit
+        w2 = BitstreamWriter()
+        w2.write_unit(hls.UT_SPS, _sps(sps_inner_codec_idc=idc))
+        bad3.rm_inner_bit_depth_minus8 = depth_minus8
+        with pytest.raises(BitstreamError, match="InnerBitDepth shall be 8 or 10"):
+            w2.write_unit(hls.UT_RESTORATION, bad3)
 
 
 # ---------------------------------------------------------------------------
@@ -342,3 +355,41 @@ def test_cli_ctc_cfgs_full(tmp_path, name):
         assert r.returncode == 0 and r.stdout.count("[MD5:OK]") == 33, r.stderr
         outs.append((tmp_path / f"x{threads}.yuv").read_bytes())
     assert outs[0] == outs[1]
+
+
+def _units_bytes(data, units):
+    return b"".join(data[u.offset:u.offset + 4 + u.size] for u in units)
+
+
+def test_restoration_and_mode_structure_errors():
+    """7.7 / 8.1: one sequence-level RESTORATION unit before the first PH, at most one
+    picture-level unit per picture, and INNER pictures alone in their coded sequence."""
+    data = Encoder(config("--IntraPeriod", "1", "--RoiEnabled", "1")).encode(clip(2))
+    units = parse_units(data)
+    i = next(k for k, u in enumerate(units) if u.type_name == "RESTORATION" and not u.payload.rm_picture_level_flag)
+    ph = next(k for k, u in enumerate(units) if u.type_name == "PH")
+    assert i < ph
+    twice = _units_bytes(data, units[:i + 1] + units[i:])
+    with pytest.raises(BitstreamError, match="sequence-level RESTORATION unit repeated"):
+        Decoder().decode(twice)
+    late = _units_bytes(data, units[:i] + units[i + 1:ph + 1] + [units[i]] + units[ph + 1:])
+    with pytest.raises(BitstreamError, match="sequence-level RESTORATION unit after a picture header"):
+        Decoder().decode(late)
+    j = next(k for k, u in enumerate(units) if u.type_name == "RESTORATION" and u.payload.rm_picture_level_flag)
+    with pytest.raises(BitstreamError, match="second picture-level RESTORATION"):
+        Decoder().decode(_units_bytes(data, units[:j + 1] + units[j:]))
+    # a PCM picture (same SPS format) after the INNER pictures of the sequence
+    c = cfgmod.parse(["--Profile", "machine_video", "--CodingMode", "pcm"], ENCODER_OPTIONS)[0]
+    pcm = Encoder(c).encode(clip(1))
+    pu = parse_units(pcm)
+    pic = [u for u in pu if u.type_name in ("PH", "PCM")]
+    eos = len(units) - 1
+    assert units[eos].type_name == "EOS"
+    sps = units[0].payload
+    sps.sps_pcm_enabled_flag = 1                    # Machine Video allows both tools
+    w = BitstreamWriter()
+    w.write_unit(hls.UT_SPS, sps)
+    mixed = (w.getvalue() + _units_bytes(data, units[1:eos]) + _units_bytes(pcm, pic)
+             + _units_bytes(data, units[eos:]))
+    with pytest.raises(BitstreamError, match="PCM picture in a coded sequence of INNER pictures"):
+        Decoder().decode(mixed)

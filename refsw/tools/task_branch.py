@@ -100,7 +100,7 @@ def int_branch(model_id: int, name_or_id) -> IntBranch:
 
 
 def signalled_layers(sps, branch_id: int) -> int:
-    """Number of latent layers of the branch, from the SPS (7.4.2)."""
+    """Number of latent layers of the branch, from the SPS (6.1)."""
     for i in range(sps.sps_num_task_branches):
         if sps.sps_task_branch_id[i] == branch_id:
             return sps.sps_task_branch_num_layers_minus1[i] + 1
@@ -159,13 +159,20 @@ def decode_task_picture(dec, cp, task: str) -> TaskOutput:
     sps = cp.sps
     where = f"unit {cp.ph_unit.index}"
     if cp.ph.ph_pic_coding_mode != hls.LEARNED_MODE:
-        raise BitstreamError(f"task branch decoding needs learned pictures (ph_pic_coding_mode "
-                             f"{cp.ph.ph_pic_coding_mode})", element="ph_pic_coding_mode", clause="10.8",
-                             where=where)
+        # a conforming stream; the branch is only defined on learned pictures (8.2)
+        raise ValueError(f"Task: picture {cp.ph.ph_pic_order_cnt} ({where}) has ph_pic_coding_mode "
+                         f"{cp.ph.ph_pic_coding_mode} ({hls.CODING_MODE_NAMES.get(cp.ph.ph_pic_coding_mode)}); "
+                         f"task-branch decoding (10.8) applies to learned pictures only")
     m, H, W, hyp, lats = learned_picture_units(cp)
     br = int_branch(sps.sps_model_id, task)
     br.check_codec(m)
     n = signalled_layers(sps, br.entry.branch_id)
+    c_n = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)[n]
+    if n != br.entry.num_layers or c_n != br.layers[0].cin:
+        raise BitstreamError(f"task branch {br.entry.name} reads {br.entry.num_layers} latent layer(s), channels "
+                             f"[0, {br.layers[0].cin}); the SPS gives it {n} of {sps.sps_num_latent_layers_minus1 + 1}"
+                             f", channels [0, {c_n})", element="sps_task_branch_num_layers_minus1", clause="10.8",
+                             where=where, shall="The latent layers a task branch reads shall be those of Table 10-2")
     lats = [u for u in lats if u.unit_layer_id < n]
     if sorted(u.unit_layer_id for u in lats) != list(range(n)):
         raise BitstreamError(f"task branch {br.entry.name} needs latent layers 0..{n - 1}; present: "
@@ -174,7 +181,6 @@ def decode_task_picture(dec, cp, task: str) -> TaskOutput:
     path = "int64" if dec.reference else "float64"
     q = cp.ph.ph_quality_idx
     y_hat = decode_latents(m, sps, hyp, lats, q, H, W, path, _device(dec))
-    c_n = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)[n]
     v = branch_map(m, br, y_hat, q, c_n, path)[0].cpu().numpy()
     out_w, out_h = hls.output_size(sps)
     return TaskOutput(br.entry.name, out_w, out_h, detections(v, br, sps))
