@@ -296,7 +296,7 @@ class Decoder:
         fn = PICTURE_DECODERS.get(mode)
         if fn is None:
             raise _err(f"ph_pic_coding_mode {mode} ({hls.CODING_MODE_NAMES.get(mode)}) is not supported by "
-                       f"this decoder version", cp.ph_unit, element="ph_pic_coding_mode", clause="8.2")
+                       f"this decoder version", cp.ph_unit, element="ph_pic_coding_mode", clause="8.1")
         self._output(cp, fn(self, cp))
 
     def _output(self, cp: CodedPicture, pic: Picture):

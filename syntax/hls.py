@@ -2,7 +2,7 @@
 
 Each function is the one definition of a syntax structure: it parses when
 given a SyntaxReader, builds when given a SyntaxWriter, and is rendered into
-the syntax tables of docs/spec/syntax.md by syntax.render.
+the syntax tables of docs/spec/*.md by syntax.render.
 """
 from __future__ import annotations
 

@@ -334,3 +334,17 @@ def _set_bits(data, pos, n, value):
     bits = "".join(f"{b:08b}" for b in data)
     bits = bits[:pos] + f"{value:0{n}b}" + bits[pos + n:]
     return bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits), 8))
+
+
+def test_requantisation_bounds_outside_the_layers_checked_at_load(tmp_path):
+    """10.1: the Requant products of ZD, GD, MU and LS/LSA are bounded at load."""
+    from refsw.tools.learned_intra import IntModel
+    with random_codec(tmp_path) as path:
+        z = dict(np.load(path))
+        IntModel(str(path), 1)
+        for key, what in (("q.ls_add", "LS, LSA"), ("q.gd_mult", "GD")):
+            bad = dict(z)
+            bad[key] = np.full_like(z[key], np.iinfo(np.int64).max if key == "q.ls_add" else 1 << 62)
+            np.savez(tmp_path / "bad.npz", **bad)
+            with pytest.raises(ValueError, match=f"bad.npz: requantisation product bound of {what}"):
+                IntModel(str(tmp_path / "bad.npz"), 1)

@@ -5,14 +5,15 @@ sps_model_id, from its integer data (``<model>_int.npz``):
 
 1. HYPER unit: z_hat[c][y][x], c < Z, over (H/64, W/64), decoded with the
    model's factorised tables (table index c for channel c).
-2. Hyper-synthesis (10.2): a = Clip3(-2^15, 2^15-1, (Clip3(-2^20, 2^20, z_hat) * ZD[q][c] + rnd) >> Sz),
+2. Hyper-synthesis (10.3; layers 10.2): a = Clip3(-2^15, 2^15-1, (Clip3(-2^20, 2^20, z_hat) * ZD[q][c] + rnd) >> Sz),
    then the integer layers of h_s; its last accumulator gives per latent
-   channel c the mean  mu[c] = Clip3(-2^15, 2^15-1, (acc[c] * MU[q][c] + rnd) >> Smu)
-   and the scale index k[c] = Clip3(0, 63, (acc[M+c] * LS[c] + LSA[q][c] + rnd) >> Sls).
-3. LATENT units: layer l carries channels [C_l, C_(l+1)); its symbols s are
-   decoded with Gaussian table k; y_hat = s + mu. Channels of layers not
+   channel c the mean muF[c] in units of 2^-F (F = MuFracBits, 10.3) and
+   the scale index k[c] = Clip3(0, 63, (acc[M+c] * LS[c] + LSA[q][c] + rnd) >> Sls).
+3. LATENT units (10.4): layer l carries channels [C_l, C_(l+1)); its symbols
+   s are decoded with the table that k (and, for F = 2, the mean's fraction)
+   selects; y_hat = s + mu, mu the rounded mean. Channels of layers not
    decoded take y_hat = mu.
-4. Synthesis (10.3): a = Clip3(-2^15, 2^15-1, (Clip3(-2^20, 2^20, y_hat) * GD[q][c] + rnd) >> Sg),
+4. Synthesis (10.5): a = Clip3(-2^15, 2^15-1, (Clip3(-2^20, 2^20, y_hat) * GD[q][c] + rnd) >> Sg),
    then the integer layers of g_s, whose last layer gives the R, G, B
    samples in [0, 255].
 """
@@ -74,11 +75,17 @@ class IntModel:
         self.stride = self.cfg["stride"]
         self.total_stride = self.cfg["total_stride"]
         # accumulator bounds, checked at load (10.1)
-        check_bounds(self.hs, LAT_MAX, name="h_s",
-                     extra_mult=np.concatenate([self.mu_mult.ravel(), self.ls_mult.ravel()]))
+        acc_hs = check_bounds(self.hs, LAT_MAX, name="h_s",
+                              extra_mult=np.concatenate([self.mu_mult.ravel(), self.ls_mult.ravel()]))[-1]
         check_bounds(self.gs, LAT_MAX, name="g_s")
-        if int(np.abs(self.gd_mult).max()) * IN_CLIP >= 1 << 62 or int(np.abs(self.zd_mult).max()) * IN_CLIP >= 1 << 62:
-            raise ValueError("input requantisation bound")
+        # the Requant products outside the layers (10.3, 10.5): |v| * Max|m| + Max|a| + 2^(s-1) < 2^63
+        for what, vmax, mult, add, shift in (
+                ("ZD (10.3 step 2)", IN_CLIP, self.zd_mult, 0, self.zd_shift),
+                ("GD (10.5)", IN_CLIP, self.gd_mult, 0, self.gd_shift),
+                ("MU (10.3 step 3)", acc_hs, self.mu_mult, 0, self.mu_shift - self.mu_frac_bits),
+                ("LS, LSA (10.3 step 3)", acc_hs, self.ls_mult, int(np.abs(self.ls_add).max()), self.ls_shift)):
+            if vmax * int(np.abs(mult).max()) + add + (1 << max(shift - 1, 0)) >= 1 << 63:
+                raise ValueError(f"{path}: requantisation product bound of {what} >= 2^63")
         self.cache = {}
 
     def layer_channels(self, num_layers: int):
@@ -90,7 +97,7 @@ class IntModel:
         raise BitstreamError(f"model {self.model_id} has 1 or 2 latent layers, the SPS signals {num_layers}",
                              element="sps_num_latent_layers_minus1", clause="10.1")
 
-    # -- 10.2 hyper-synthesis ------------------------------------------------
+    # -- 10.3 hyper-synthesis ------------------------------------------------
     def hyper_synthesis(self, z_hat: torch.Tensor, q: int, path="float64"):
         x = requant(z_hat.clamp(-IN_CLIP, IN_CLIP), self.zd_mult[q], None, self.zd_shift, -LAT_MAX, LAT_MAX - 1)
         acc = run(self.hs, x, path, return_last_acc=True, cache=self.cache)
@@ -103,7 +110,7 @@ class IntModel:
         mu_r, f = split_mean(mu, n)
         return mu_r, (k << n) + f
 
-    # -- 10.3 synthesis ---------------------------------------------------------
+    # -- 10.5 synthesis ---------------------------------------------------------
     def synthesis(self, y_hat: torch.Tensor, q: int, path="float64"):
         x = requant(y_hat.clamp(-IN_CLIP, IN_CLIP), self.gd_mult[q], None, self.gd_shift, -LAT_MAX, LAT_MAX - 1)
         return run(self.gs, x, path, cache=self.cache)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-# Table T2-1: 8-tap luma filter, 1/16 sample phases (the H.266 luma
+# T2.3: 8-tap luma filter fL, 1/16 sample phases (the H.266 luma
 # interpolation filter fL[ p ][ i ]).  Every row sums to 64.
 LUMA_FILTER = np.array([
     [0, 0, 0, 64, 0, 0, 0, 0],
@@ -30,7 +30,7 @@ LUMA_FILTER = np.array([
     [0, 1, -2, 4, 63, -3, 1, 0],
 ], dtype=np.int64)
 
-# Table T2-2: 4-tap chroma filter, 1/32 sample phases (the H.266 chroma
+# T2.3: 4-tap chroma filter fC, 1/32 sample phases (the H.266 chroma
 # interpolation filter fC[ p ][ i ]).  Every row sums to 64.
 _CHROMA_HALF = [
     [0, 64, 0, 0], [-1, 63, 2, 0], [-2, 62, 4, 0], [-2, 60, 7, -1],
@@ -44,7 +44,7 @@ CHROMA_FILTER = np.array(_CHROMA_HALF + [row[::-1] for row in _CHROMA_HALF[15:0:
 
 
 def ref_positions(src: int, dst: int, phases: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer sample index and phase of each output position (T2.3.2).
+    """Integer sample index and phase of each output position (T2.3).
 
     pos = ( ( 2 * i + 1 ) * src * P - dst * P + dst ) / ( 2 * dst ), floor
     division: the centre of output sample i mapped onto the input grid,
@@ -72,7 +72,7 @@ def _filter_axis(a: np.ndarray, dst: int, table: np.ndarray, axis: int) -> np.nd
 
 
 def upsample_plane(plane: np.ndarray, width: int, height: int, bit_depth: int, chroma: bool) -> np.ndarray:
-    """Normative resampling of one sample plane to width x height (T2.3.2).
+    """Normative resampling of one sample plane to width x height (T2.3).
 
     Horizontal then vertical filtering, int64 without intermediate rounding;
     the result is ( v + 2048 ) >> 12 clipped to 0 .. ( 1 << bit_depth ) - 1.
