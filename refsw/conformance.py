@@ -20,6 +20,7 @@ import hashlib
 import inspect
 import json
 import os
+import random
 import re
 import shlex
 import subprocess
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -219,6 +221,58 @@ def coverage(traces: dict[str, str]) -> dict:
 # Runner
 # ---------------------------------------------------------------------------
 
+MUTATIONS = ("flip", "trunc", "byte", "ins", "del")
+
+
+def mutate(rng: random.Random, data: bytes) -> tuple[str, bytes]:
+    """One random corruption of a whole stream: 1-3 bit flips, a truncation,
+    a byte overwrite, or 1-4 bytes inserted or deleted."""
+    b = bytearray(data)
+    op = rng.choice(MUTATIONS)
+    if op == "flip":
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(b) * 8)
+            b[i // 8] ^= 1 << (i % 8)
+    elif op == "trunc":
+        b = b[:rng.randrange(len(b))]
+    elif op == "byte":
+        b[rng.randrange(len(b))] = rng.randrange(256)
+    elif op == "ins":
+        i = rng.randrange(len(b))
+        b[i:i] = bytes([rng.randrange(256)] * rng.randint(1, 4))
+    else:
+        i = rng.randrange(len(b))
+        del b[i:i + rng.randint(1, 4)]
+    return op, bytes(b)
+
+
+def mutation_campaign(name: str, data: bytes, n: int, *, task: str | None = None,
+                      time_limit: float = 20.0) -> tuple[Counter, list[str]]:
+    """Decode n seeded corruptions of a stream (seed: its name).  Every outcome
+    shall be a decoded result (hash match, mismatch or absent) or a
+    BitstreamError; anything else, or a decode slower than time_limit, is a
+    failure.  Returns (outcome counts, failure descriptions)."""
+    from .decoder import Decoder
+    rng = random.Random(name)
+    counts: Counter = Counter()
+    failures = []
+    for i in range(n):
+        op, bad = mutate(rng, data)
+        t0 = time.perf_counter()
+        try:
+            Decoder(task=task).decode(bad)
+            counts["decoded"] += 1
+        except BitstreamError:
+            counts["BitstreamError"] += 1
+        except Exception as e:  # the finding: a corrupt stream escaped as another error
+            counts["other"] += 1
+            failures.append(f"{name} mutation {i} ({op}): {type(e).__name__}: {e}")
+        dt = time.perf_counter() - t0
+        if dt > time_limit:
+            failures.append(f"{name} mutation {i} ({op}): {dt:.1f} s")
+    return counts, failures
+
+
 def run(argv=None) -> int:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     ap.add_argument("--suite", default=suite_dir(), help="conformance directory (default: %(default)s)")
@@ -231,7 +285,12 @@ def run(argv=None) -> int:
     ap.add_argument("--coverage", action="store_true", help="print the syntax-coverage report")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per stream (external decoder)")
     ap.add_argument("-k", dest="select", help="only streams whose name contains this")
+    ap.add_argument("--mutations", type=int, default=0, metavar="N",
+                    help="also decode N seeded corruptions of each stream (internal decoder): each shall "
+                         "decode or raise a bitstream error")
     a = ap.parse_args(argv)
+    if a.mutations and a.decoder:
+        ap.error("--mutations runs the internal decoder; it cannot be combined with --decoder")
     mpath = os.path.join(a.suite, "manifest.json")
     m = load_manifest(mpath)
     failures = 0
@@ -317,6 +376,20 @@ def run(argv=None) -> int:
     n = len(rows)
     print(f"{PROG}: {n - failures}/{n} passed, {failures} failed, {time.perf_counter() - t_all:.1f} s"
           + (f" (decoder: {a.decoder})" if a.decoder else ""))
+    if a.mutations:
+        total: Counter = Counter()
+        for s in m["streams"]:
+            if a.select and a.select not in s["name"]:
+                continue
+            data = open(os.path.join(a.suite, s["file"]), "rb").read()
+            for task in [None, *(s.get("task_sha256") or {})]:
+                counts, bad = mutation_campaign(s["name"], data, a.mutations, task=task)
+                total.update(counts)
+                failures += len(bad)
+                for line in bad:
+                    print(f"MUTATION FAIL {line}")
+        print(f"mutations: {sum(total.values())} corrupted streams: {total['BitstreamError']} bitstream errors, "
+              f"{total['decoded']} decoded, {total['other']} other errors")
     if a.coverage:
         cov = coverage(traces)
         missing = [name for name, c in cov["items"] if not c]
