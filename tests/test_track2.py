@@ -393,3 +393,21 @@ def test_restoration_and_mode_structure_errors():
              + _units_bytes(data, units[eos:]))
     with pytest.raises(BitstreamError, match="PCM picture in a coded sequence of INNER pictures"):
         Decoder().decode(mixed)
+
+
+def test_inner_bit_depth_must_match_the_inner_bitstream():
+    """T2.1/T2.2: an 8-bit HEVC inner bitstream signalled as InnerBitDepth 10 is
+    named (the samples would otherwise be read as 10-bit values)."""
+    from refsw.conformance import suite_dir
+    with open(os.path.join(suite_dir(), "streams", "inner_hevc_ra_none.bin"), "rb") as f:
+        data = f.read()
+    units = parse_units(data)
+    assert [u.type_name for u in units[:2]] == ["SPS", "RESTORATION"]
+    rm = units[1].payload
+    assert rm.rm_inner_bit_depth_minus8 == 0
+    rm.rm_inner_bit_depth_minus8 = 2
+    w = BitstreamWriter()
+    w.write_unit(hls.UT_SPS, units[0].payload)
+    w.write_unit(hls.UT_RESTORATION, rm)
+    with pytest.raises(BitstreamError, match="inner bitstream is yuv420p; .* InnerBitDepth 10 \\(yuv420p10le\\)"):
+        Decoder().decode(w.getvalue() + data[units[2].offset:])

@@ -212,6 +212,12 @@ def _picture_types(exe, codec_idc, data, num) -> list[int]:
     return types if len(types) == num else [0] + [2] * (num - 1)
 
 
+#: pixel format of a 4:2:0 inner picture per InnerBitDepth (T2.1), as ffmpeg names it
+_PIX_FMT = {8: "yuv420p", 10: "yuv420p10le", 12: "yuv420p12le"}
+#: the input stream line of the inner decoder's log: "Stream #0:0: Video: hevc (Main), yuv420p(tv), ..."
+_STREAM_FMT = re.compile(r"^\s*Stream #0:0\S*: Video: \w+[^,]*, (\w+)")
+
+
 def decode(codec_idc: int, data: bytes, width: int, height: int, inner_depth: int, count: int,
            where: str | None = None) -> list[list[np.ndarray]]:
     """Normative inner decoding: ``count`` pictures (three planes each) in
@@ -224,16 +230,23 @@ def decode(codec_idc: int, data: bytes, width: int, height: int, inner_depth: in
     except InnerCodecError as e:
         raise fail(str(e))
     name = CODEC_NAMES[codec_idc]
-    cmd = [exe, "-hide_banner", "-nostdin", "-v", "error", "-xerror", "-threads", "1",
+    cmd = [exe, "-hide_banner", "-nostdin", "-v", "info", "-nostats", "-xerror", "-threads", "1",
            "-err_detect", "crccheck+bitstream+buffer+explode", "-f", name, "-c:v", name, "-i", "pipe:0",
            "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]
     try:
         r = _run(cmd, "inner decoder", data=data)
     except InnerCodecError as e:
         raise fail(str(e))
+    log = r.stderr.decode("utf-8", "replace").splitlines()
     if r.returncode != 0:
-        msg = " | ".join(line for line in r.stderr.decode("utf-8", "replace").splitlines()[-4:] if line.strip())
+        errors = [line for line in log if line.startswith("[") or "rror" in line]
+        msg = " | ".join(line for line in errors[-4:] if line.strip())
         raise fail(f"the {name.upper()} inner bitstream ({len(data)} bytes) does not decode: {msg or 'ffmpeg exit ' + str(r.returncode)}")
+    # the inner bitstream's own format (its SPS), as the inner decoder reports it
+    fmt = next((m.group(1) for m in map(_STREAM_FMT.search, log) if m), None)
+    if fmt != _PIX_FMT.get(inner_depth):
+        raise fail(f"the {name.upper()} inner bitstream is {fmt or 'of unknown format'}; the RESTORATION unit "
+                   f"signals 4:2:0 at InnerBitDepth {inner_depth} ({_PIX_FMT.get(inner_depth)})")
     cw, ch = (width + 1) // 2, (height + 1) // 2
     bps = 1 if inner_depth == 8 else 2
     frame_bytes = (width * height + 2 * cw * ch) * bps
