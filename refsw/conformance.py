@@ -297,6 +297,8 @@ def run(argv=None) -> int:
     rows = []
     traces = {}
     t_all = time.perf_counter()
+    mutated: Counter = Counter()
+    mutation_failures: list[str] = []
     for s in m["streams"]:
         if a.select and a.select not in s["name"]:
             continue
@@ -337,6 +339,10 @@ def run(argv=None) -> int:
                     if decode_task(data, task, **kw) != want:
                         status, note = "FAIL", f"task {task} output differs ({kw})"
                         break
+            for task in [None, *(s.get("task_sha256") or {})] if a.mutations else []:
+                counts, bad = mutation_campaign(s["name"], data, a.mutations, task=task)
+                mutated.update(counts)
+                mutation_failures += bad
         except (BitstreamError, RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
             status, note = "FAIL", f"{type(e).__name__}: {e}"
         dt = time.perf_counter() - t0
@@ -377,19 +383,11 @@ def run(argv=None) -> int:
     print(f"{PROG}: {n - failures}/{n} passed, {failures} failed, {time.perf_counter() - t_all:.1f} s"
           + (f" (decoder: {a.decoder})" if a.decoder else ""))
     if a.mutations:
-        total: Counter = Counter()
-        for s in m["streams"]:
-            if a.select and a.select not in s["name"]:
-                continue
-            data = open(os.path.join(a.suite, s["file"]), "rb").read()
-            for task in [None, *(s.get("task_sha256") or {})]:
-                counts, bad = mutation_campaign(s["name"], data, a.mutations, task=task)
-                total.update(counts)
-                failures += len(bad)
-                for line in bad:
-                    print(f"MUTATION FAIL {line}")
-        print(f"mutations: {sum(total.values())} corrupted streams: {total['BitstreamError']} bitstream errors, "
-              f"{total['decoded']} decoded, {total['other']} other errors")
+        failures += len(mutation_failures)
+        for line in mutation_failures:
+            print(f"MUTATION FAIL {line}")
+        print(f"mutations: {sum(mutated.values())} corrupted streams: {mutated['BitstreamError']} bitstream "
+              f"errors, {mutated['decoded']} decoded, {mutated['other']} other errors")
     if a.coverage:
         cov = coverage(traces)
         missing = [name for name, c in cov["items"] if not c]
