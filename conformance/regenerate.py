@@ -294,6 +294,13 @@ def _neg_temporal_id():
     return _header(d, _unit(d, "PCM"), 0, 1)
 
 
+def _neg_poc_order():
+    d = _pcm_420_10bit()
+    ph = _unit(d, "PH", 2)
+    assert d[ph.offset + 6] >> 5 == 0b011             # ph_pic_order_cnt 2: ue(v) '011'
+    return _patch(d, ph.offset + 6, d[ph.offset + 6] & ~0x20)   # '010': 1, as picture 1
+
+
 def _neg_long_exp_golomb():
     d = _base()
     sps = parse_units(d)[0]
@@ -318,6 +325,8 @@ NEGATIVE = [
     ("neg_ph_layer_id", "PH unit with unit_layer_id 1", "unit_layer_id", "5.2", _neg_layer_id),
     ("neg_temporal_id", "PCM unit with temporal id 1 after a PH unit with temporal id 0",
      "unit_temporal_id_plus1", "5.2", _neg_temporal_id),
+    ("neg_poc_order", "third picture of a coded sequence with the POC of the second",
+     "ph_pic_order_cnt", "8.1", _neg_poc_order),
     ("neg_exp_golomb_too_long", "ue(v) with more than 32 leading zero bits",
      "sps_pic_width_in_luma_samples", "6.1", _neg_long_exp_golomb),
 ]

@@ -200,6 +200,7 @@ class Decoder:
                     self._finish(cur)
                 cur = CodedPicture(unit.payload, unit, self.sps)
                 self._check_sequence_mode(cur)
+                self._check_poc(cur)
                 self.seq_pictures += 1
             elif ut == hls.UT_EOS:
                 if cur is not None:
@@ -269,6 +270,25 @@ class Decoder:
                        element="ph_pic_coding_mode", clause="8.1",
                        shall="The pictures of a coded sequence that contains INNER pictures shall all be "
                              "INNER pictures")
+
+    def _check_poc(self, cp: CodedPicture):
+        """8.1: picture order counts increase within a coded sequence; in a
+        sequence of INNER pictures picture n has ph_pic_order_cnt n (T2.4)."""
+        poc = cp.ph.ph_pic_order_cnt
+        n = self.seq_pictures
+        if self.seq_mode in SEQUENCE_DECODERS and poc != n:
+            raise _err(f"ph_pic_order_cnt {poc} of picture {n} of a coded sequence of "
+                       f"{hls.CODING_MODE_NAMES.get(self.seq_mode)} pictures, expected {n}", cp.ph_unit,
+                       element="ph_pic_order_cnt", clause="T2.4", bitpos=cp.ph_unit.offset * 8 + 48,
+                       shall="In a coded sequence of INNER pictures, the picture header n (n = 0, 1, ... in "
+                             "unit order) shall have ph_pic_order_cnt equal to n")
+        if n and poc <= self.seq_last_poc:
+            raise _err(f"ph_pic_order_cnt {poc} does not exceed that of the preceding picture "
+                       f"({self.seq_last_poc})", cp.ph_unit, element="ph_pic_order_cnt", clause="8.1",
+                       bitpos=cp.ph_unit.offset * 8 + 48,
+                       shall="Within a coded sequence, ph_pic_order_cnt shall increase from one picture "
+                             "header to the next")
+        self.seq_last_poc = poc
 
     def _end_sequence(self):
         if self.pending:

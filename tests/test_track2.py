@@ -411,3 +411,37 @@ def test_inner_bit_depth_must_match_the_inner_bitstream():
     w.write_unit(hls.UT_RESTORATION, rm)
     with pytest.raises(BitstreamError, match="inner bitstream is yuv420p; .* InnerBitDepth 10 \\(yuv420p10le\\)"):
         Decoder().decode(w.getvalue() + data[units[2].offset:])
+
+
+def _rewrite_ph(data, units, k, **changes):
+    """Bytes of ``units`` with the PH unit k re-written with ``changes``."""
+    u = units[k]
+    ph = Struct(**{**vars(u.payload), **changes})
+    w = BitstreamWriter()
+    w.sps = next(v.payload for v in units[:k] if v.type_name == "SPS")
+    w.write_unit(hls.UT_PH, ph, layer_id=u.unit_layer_id, temporal_id=u.unit_temporal_id)
+    return _units_bytes(data, units[:k]) + w.getvalue() + _units_bytes(data, units[k + 1:])
+
+
+def test_picture_order_count_constraints():
+    """8.1 / T2.4: POCs increase within a coded sequence; INNER picture n has POC n."""
+    data = Encoder(config("--IntraPeriod", "1")).encode(clip(3))
+    units = parse_units(data)
+    phs = [k for k, u in enumerate(units) if u.type_name == "PH"]
+    assert [units[k].payload.ph_pic_order_cnt for k in phs] == [0, 1, 2]
+    assert len(Decoder().decode(data)) == 3
+    bad = _rewrite_ph(data, units, phs[1], ph_pic_order_cnt=5)
+    with pytest.raises(BitstreamError, match=r"ph_pic_order_cnt 5 of picture 1 .*expected 1") as e:
+        Decoder().decode(bad)
+    assert e.value.element == "ph_pic_order_cnt" and "T2.4" in str(e.value)
+    assert e.value.bitpos == (units[phs[1]].offset + 6) * 8
+    # PCM pictures: any increasing POCs, not a repeated or decreasing one
+    c = cfgmod.parse(["--Profile", "machine_video", "--CodingMode", "pcm"], ENCODER_OPTIONS)[0]
+    pcm = Encoder(c).encode(clip(3))
+    pu = parse_units(pcm)
+    pp = [k for k, u in enumerate(pu) if u.type_name == "PH"]
+    gap = _rewrite_ph(pcm, pu, pp[2], ph_pic_order_cnt=9)
+    assert [p.poc for p in Decoder().decode(gap)] == [0, 1, 9]
+    with pytest.raises(BitstreamError, match=r"ph_pic_order_cnt 0 does not exceed .*\(1\)") as e:
+        Decoder().decode(_rewrite_ph(pcm, pu, pp[2], ph_pic_order_cnt=0))
+    assert e.value.element == "ph_pic_order_cnt" and "8.1" in str(e.value)
