@@ -10,7 +10,8 @@
 #      and check that its architecture is the registered one (IntraConfig);
 #   2. gate: BD-rate of the remapped candidate against the shipped weights on the
 #      held-out pictures must be < 0 (benchmarks/compare_weights.py, exit 3 otherwise);
-#   3. ship float weights + card, convert the integer decoder data (calibrated on TRAIN);
+#   3. ship float weights + card, convert the integer decoder data (calibrated on TRAIN)
+#      and record its SHA-256 in refsw/models/registry.py;
 #   4. fine-tune the face branch from the shipped branch on the new base latent, keep
 #      whichever of the two has the higher mean AP@0.5 on the eval split with the new
 #      codec (needs out/face_data/{train,eval}.npz, see refsw.tasks.face_data), and convert
@@ -66,6 +67,7 @@ cp "$M/intra_v1_face.npz" "$WORK/intra_v1_face_prev.npz"
 cp "$WORK/intra_v1.npz" "$M/intra_v1.npz"
 cp "$WORK/intra_v1.md" "$M/intra_v1.md"
 $PY -m refsw.nn.convert --calib "$TRAIN"
+$PY -m refsw.models.registry --record-hashes     # the decoder checks the data against these (10.1)
 
 if [ "$FACE_STEPS" -gt 0 ]; then
     stamp "4. face branch: $FACE_STEPS steps from the shipped branch"
@@ -85,6 +87,7 @@ else
 fi
 # the branch's integer data follows the codec's synthesis-input scale (10.8): always reconvert
 $PY -m refsw.nn.convert --branch face
+$PY -m refsw.models.registry --record-hashes
 
 stamp "5. conformance suite"
 $PY conformance/regenerate.py

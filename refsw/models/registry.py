@@ -1,11 +1,18 @@
 """Registry of learned models keyed by the integer ``sps_model_id``.
 
-Model id 0 is reserved.  Each entry gives the config, the class and the
-packaged weight file (relative to ``refsw/data/models``).
+Model id 0 is reserved.  Each entry gives the config, the class, the
+packaged weight file (relative to ``refsw/data/models``) and the SHA-256 of
+the normative integer data derived from it (``<weights>_int.npz``, 10.1): the
+decoder refuses other data.  After converting new weights, record the hashes:
+
+    python -m refsw.models.registry --record-hashes
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,15 +30,42 @@ class ModelEntry:
     weights: str  # file name in MODELS_DIR
     #: sps_operating_point_set_id values the model data defines (10.1)
     operating_point_sets: frozenset = frozenset({0})
+    #: SHA-256 of the integer data file (10.1); None only for test registrations
+    int_sha256: str | None = None
 
     @property
     def weights_path(self) -> str:
         return os.path.join(MODELS_DIR, self.weights)
 
+    @property
+    def int_path(self) -> str:
+        return self.weights_path.replace(".npz", "_int.npz")
+
 
 REGISTRY = {
-    1: ModelEntry(1, "intra_v1", IntraConfig(), IntraCodec, "intra_v1.npz"),
+    1: ModelEntry(1, "intra_v1", IntraConfig(), IntraCodec, "intra_v1.npz",
+                  int_sha256="e3d0d394b2a81ea507eeeac8a4fd3cf4bf09fa66f5f5312fb9f9f3ec3a42583b"),
 }
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_int_data(path: str, sha256: str | None, what: str) -> None:
+    """ValueError unless the file at ``path`` is the registered integer data (10.1)."""
+    if sha256 is None or not os.path.exists(path):
+        return   # missing files are reported by the loader, naming the syntax element
+    got = file_sha256(path)
+    if got != sha256:
+        raise ValueError(f"{path}: SHA-256 {got[:16]}... is not the registered integer data of {what} "
+                         f"({sha256[:16]}..., refsw/models/registry.py, clause 10.1); the file is damaged or "
+                         f"was converted anew: restore it (git checkout) or, when releasing new weights, "
+                         f"run python -m refsw.models.registry --record-hashes")
 
 
 def get_entry(model_id: int) -> ModelEntry:
@@ -69,6 +103,7 @@ class TaskBranchEntry:
     name: str
     num_layers: int
     weights: str           # float weights in MODELS_DIR; integer data: <weights>_int.npz
+    int_sha256: str | None = None   # SHA-256 of the integer data (10.1, 10.8)
 
     @property
     def weights_path(self) -> str:
@@ -80,7 +115,8 @@ class TaskBranchEntry:
 
 
 TASK_BRANCHES = {
-    (1, 1): TaskBranchEntry(1, 1, "face", 1, "intra_v1_face.npz"),
+    (1, 1): TaskBranchEntry(1, 1, "face", 1, "intra_v1_face.npz",
+                            int_sha256="787b328999b8d0be66d12b8274aa7a7c43bd92800e6eef23bc05ce829d130b1d"),
 }
 
 
@@ -94,3 +130,26 @@ def find_task_branch(model_id: int, name_or_id) -> TaskBranchEntry:
             return e
     known = ", ".join(f"{e.name} (id {e.branch_id})" for e in task_branches(model_id)) or "none"
     raise KeyError(f"model {model_id} has no task branch {name_or_id!r}; known: {known}")
+
+
+def record_hashes(source: str = __file__) -> list:
+    """Rewrite the int_sha256 literals of this file from the data files in MODELS_DIR."""
+    text = open(source, encoding="utf-8").read()
+    done = []
+    for e in list(REGISTRY.values()) + list(TASK_BRANCHES.values()):
+        sha = file_sha256(e.int_path)
+        pat = re.compile(r'("' + re.escape(e.weights) + r'",\s*int_sha256=")[0-9a-f]{64}(")')
+        text, n = pat.subn(lambda m: m.group(1) + sha + m.group(2), text)
+        if n != 1:
+            raise SystemExit(f"record_hashes: no single int_sha256 literal for {e.weights} in {source}")
+        done.append((os.path.basename(e.int_path), sha))
+    with open(source, "w", encoding="utf-8") as f:
+        f.write(text)
+    return done
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--record-hashes"]:
+        raise SystemExit("usage: python -m refsw.models.registry --record-hashes")
+    for name, sha in record_hashes():
+        print(f"{sha}  {name}")

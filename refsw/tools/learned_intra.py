@@ -35,7 +35,7 @@ from ..encoder import (CODED_SIZE_ALIGN, CODING_MODE_TOOLS, EncoderError, hash_u
                        register_picture_encoder)
 from ..entropy import RansSubstreams, RansTables, decode_substreams, encode_substreams, gaussian_tables
 from ..models.io import read_npz
-from ..models.registry import get_entry
+from ..models.registry import check_int_data, get_entry
 from ..nn.intnet import check_bounds, exact_mode, from_npz, requant, run
 from ..picture import Picture
 
@@ -130,7 +130,8 @@ def int_model(model_id: int) -> IntModel:
         entry = get_entry(model_id)
     except KeyError:
         raise BitstreamError(f"unknown sps_model_id {model_id}", element="sps_model_id", clause="10.1")
-    return IntModel(entry.weights_path.replace(".npz", "_int.npz"), model_id)
+    check_int_data(entry.int_path, entry.int_sha256, f"sps_model_id {model_id}")
+    return IntModel(entry.int_path, model_id)
 
 
 def _device(dec_or_enc):

@@ -91,11 +91,12 @@ class IntBranch:
 
 @functools.lru_cache(maxsize=8)
 def int_branch(model_id: int, name_or_id) -> IntBranch:
-    from ..models.registry import find_task_branch
+    from ..models.registry import check_int_data, find_task_branch
     try:
         e = find_task_branch(model_id, name_or_id)
     except KeyError as err:
         raise ValueError(f"Task: {err.args[0]}") from None
+    check_int_data(e.int_path, e.int_sha256, f"task branch {e.name} of sps_model_id {model_id}")
     return IntBranch(e.int_path, e)
 
 
