@@ -32,7 +32,7 @@ from syntax import hls  # noqa: E402
 from syntax.errors import BitstreamError  # noqa: E402
 from syntax.levels import LEVELS, PROFILES  # noqa: E402
 from syntax.rw import Struct  # noqa: E402
-from syntax.units import BitstreamWriter, parse_units  # noqa: E402
+from syntax.units import BitstreamWriter, parse_units, rewrite_unit  # noqa: E402
 
 
 def synth_picture(w, h, chroma_format="420", bit_depth=8, colour_space="ycbcr", t=0):
@@ -278,20 +278,14 @@ def _neg_two_dph():
     return d[:dph.offset + 4 + n] + one + d[dph.offset + 4 + n:]
 
 
-def _header(d, u, layer, tid):
-    # unit_header (5.2): forbidden_zero_bit, unit_type u(6), unit_layer_id u(6), unit_temporal_id_plus1 u(3)
-    h = (u.unit_type << 9) | (layer << 3) | (tid + 1)
-    return d[:u.offset + 4] + h.to_bytes(2, "big") + d[u.offset + 6:]
-
-
 def _neg_layer_id():
     d = _base()
-    return _header(d, _unit(d, "PH"), 1, 0)
+    return rewrite_unit(d, _unit(d, "PH"), layer_id=1)
 
 
 def _neg_temporal_id():
     d = _base()
-    return _header(d, _unit(d, "PCM"), 0, 1)
+    return rewrite_unit(d, _unit(d, "PCM"), temporal_id=1)
 
 
 def _neg_poc_order():

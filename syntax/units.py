@@ -196,3 +196,20 @@ def iter_units(data: bytes, trace: Trace | None = None, *, parse: bool = True,
 
 def parse_units(data: bytes, trace: Trace | None = None) -> list[Unit]:
     return list(iter_units(data, trace))
+
+
+def rewrite_unit(data: bytes, unit: Unit, *, payload: Struct | None = None, layer_id: int | None = None,
+                 temporal_id: int | None = None) -> bytes:
+    """``data`` with ``unit`` (one of ``parse_units(data)``) written anew through its
+    syntax structures, with another payload and/or unit header fields; the other
+    units are copied byte for byte.  For crafting test and conformance streams (the
+    role of FFmpeg's metadata bitstream filters); the header constraints of 5.2 that
+    the parser checks are not applied, so a non-conforming header can be written."""
+    w = BitstreamWriter()
+    if unit.unit_type != UT_SPS:
+        w.sps = next((u.payload for u in reversed(parse_units(data[:unit.offset])) if u.unit_type == UT_SPS), None)
+    w.write_unit(unit.unit_type, unit.payload if payload is None else payload,
+                 layer_id=unit.unit_layer_id if layer_id is None else layer_id,
+                 temporal_id=unit.unit_temporal_id if temporal_id is None else temporal_id,
+                 raw=unit.raw if unit.payload is None and payload is None else None)
+    return data[:unit.offset] + w.getvalue() + data[unit.offset + UNIT_LENGTH_BYTES + unit.size:]

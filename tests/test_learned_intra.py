@@ -16,7 +16,7 @@ from refsw.nn.intnet import IntLayer, IntNetError, check_bounds, conv2d_taps, fr
 from refsw.options import ENCODER_OPTIONS
 from refsw.picture import Picture
 from syntax.errors import BitstreamError
-from syntax.units import parse_units
+from syntax.units import parse_units, rewrite_unit
 from conftest import random_codec, synthetic_rgb
 
 
@@ -257,19 +257,6 @@ def test_unreadable_or_incomplete_integer_data_names_the_file(tmp_path):
         IntModel(str(part), 1)
 
 
-def _set_header(data, unit, layer=None, tid=None):
-    """Rewrite the unit header of `unit` (5.2) with another layer id / temporal id."""
-    d = bytearray(data)
-    i = unit.offset + 4
-    h = int.from_bytes(d[i:i + 2], "big")
-    if layer is not None:
-        h = (h & ~(0x3F << 3)) | (layer << 3)
-    if tid is not None:
-        h = (h & ~0x7) | (tid + 1)
-    d[i:i + 2] = h.to_bytes(2, "big")
-    return bytes(d)
-
-
 @pytest.mark.parametrize("kind, layer, tid, match", [
     ("PH", 1, None, "PH unit with unit_layer_id 1"),
     ("HYPER", 2, None, "HYPER unit with unit_layer_id 2"),
@@ -285,7 +272,7 @@ def test_unit_header_constraints(random_model, kind, layer, tid, match):
     data = _encode(_pic(), "-q", "20")
     unit = [u for u in parse_units(data) if u.type_name == kind][-1]
     with pytest.raises(BitstreamError, match=match) as e:
-        Decoder().decode(_set_header(data, unit, layer, tid))
+        Decoder().decode(rewrite_unit(data, unit, layer_id=layer, temporal_id=tid))
     assert e.value.bitpos == 8 * unit.offset + (39 if layer is not None else 45)
     assert "5.2" in str(e.value)
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from syntax import hls
 from syntax.errors import BitstreamError
 from syntax.rw import Struct, SyntaxReader, SyntaxWriter, Trace, syntax_structure, ue_bits, ue_to_se
-from syntax.units import BitstreamWriter, iter_units, parse_units
+from syntax.units import BitstreamWriter, iter_units, parse_units, rewrite_unit
 from refsw.decoder import Decoder
 
 
@@ -247,6 +247,11 @@ def test_structure_roundtrip(name, units):
     rebuilt = _stream([(u.unit_type, u.payload, u.unit_layer_id) if u.payload is not None
                        else (u.unit_type, None, u.unit_layer_id) for u in parsed])
     assert rebuilt == data                            # build -> parse -> build
+    for u in parsed:                                  # rewrite_unit without changes: identity
+        assert rewrite_unit(data, u) == data
+    again = parse_units(rewrite_unit(data, parsed[-1], temporal_id=3))
+    assert again[-1].unit_temporal_id == 3 and again[-1].raw == parsed[-1].raw
+    assert [u.raw for u in again[:-1]] == [u.raw for u in parsed[:-1]]
     for (ut, payload, layer), u in zip(units, parsed):
         assert u.unit_type == ut and u.unit_layer_id == layer
         if payload is not None:

@@ -19,7 +19,7 @@ from refsw.tools.track2 import bitdepth, inner, postfilter, roi, spatial, tempor
 from syntax import hls
 from syntax.errors import BitstreamError
 from syntax.rw import Struct
-from syntax.units import BitstreamWriter, parse_units
+from syntax.units import BitstreamWriter, parse_units, rewrite_unit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -413,14 +413,8 @@ def test_inner_bit_depth_must_match_the_inner_bitstream():
         Decoder().decode(w.getvalue() + data[units[2].offset:])
 
 
-def _rewrite_ph(data, units, k, **changes):
-    """Bytes of ``units`` with the PH unit k re-written with ``changes``."""
-    u = units[k]
-    ph = Struct(**{**vars(u.payload), **changes})
-    w = BitstreamWriter()
-    w.sps = next(v.payload for v in units[:k] if v.type_name == "SPS")
-    w.write_unit(hls.UT_PH, ph, layer_id=u.unit_layer_id, temporal_id=u.unit_temporal_id)
-    return _units_bytes(data, units[:k]) + w.getvalue() + _units_bytes(data, units[k + 1:])
+def _ph(unit, **changes):
+    return Struct(**{**vars(unit.payload), **changes})
 
 
 def test_picture_order_count_constraints():
@@ -430,7 +424,7 @@ def test_picture_order_count_constraints():
     phs = [k for k, u in enumerate(units) if u.type_name == "PH"]
     assert [units[k].payload.ph_pic_order_cnt for k in phs] == [0, 1, 2]
     assert len(Decoder().decode(data)) == 3
-    bad = _rewrite_ph(data, units, phs[1], ph_pic_order_cnt=5)
+    bad = rewrite_unit(data, units[phs[1]], payload=_ph(units[phs[1]], ph_pic_order_cnt=5))
     with pytest.raises(BitstreamError, match=r"ph_pic_order_cnt 5 of picture 1 .*expected 1") as e:
         Decoder().decode(bad)
     assert e.value.element == "ph_pic_order_cnt" and "T2.4" in str(e.value)
@@ -440,8 +434,8 @@ def test_picture_order_count_constraints():
     pcm = Encoder(c).encode(clip(3))
     pu = parse_units(pcm)
     pp = [k for k, u in enumerate(pu) if u.type_name == "PH"]
-    gap = _rewrite_ph(pcm, pu, pp[2], ph_pic_order_cnt=9)
+    gap = rewrite_unit(pcm, pu[pp[2]], payload=_ph(pu[pp[2]], ph_pic_order_cnt=9))
     assert [p.poc for p in Decoder().decode(gap)] == [0, 1, 9]
     with pytest.raises(BitstreamError, match=r"ph_pic_order_cnt 0 does not exceed .*\(1\)") as e:
-        Decoder().decode(_rewrite_ph(pcm, pu, pp[2], ph_pic_order_cnt=0))
+        Decoder().decode(rewrite_unit(pcm, pu[pp[2]], payload=_ph(pu[pp[2]], ph_pic_order_cnt=0)))
     assert e.value.element == "ph_pic_order_cnt" and "8.1" in str(e.value)
