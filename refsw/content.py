@@ -7,10 +7,11 @@
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from importlib import resources
+
+from .filehash import file_sha256
 
 DEFAULT_IMAGE = "chelsea.png"
 DEFAULT_VIDEO = "carphone_qcif_33.y4m"
@@ -59,7 +60,7 @@ def carphone_y4m(frames: int, samples_sha256: str, name: str) -> str:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise ContentError(f"preparing {name} failed: {' '.join(cmd)}: {r.stderr.strip()[-300:]}")
-    got = _sha256(raw)
+    got = file_sha256(raw)
     if got != samples_sha256:
         os.remove(raw)
         raise ContentError(f"{name} from {src}: samples sha256 {got}, expected "
@@ -71,11 +72,3 @@ def carphone_y4m(frames: int, samples_sha256: str, name: str) -> str:
     os.remove(raw)
     os.replace(tmp, out)
     return out
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

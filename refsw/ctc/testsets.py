@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..filehash import file_sha256
 from ..picture import Picture, PictureError, YuvReader, Y4mReader, read_png, write_png, write_yuv
 
 IMAGE_EXT = (".png", ".jpg", ".jpeg")
@@ -148,14 +149,6 @@ def dist_version(distribution: str) -> str:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return ""
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def samples_sha256(pics) -> str:

@@ -9,13 +9,13 @@ decoder refuses other data.  After converting new weights, record the hashes:
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
 from dataclasses import dataclass
 from typing import Callable
 
+from ..filehash import file_sha256
 from .intra import IntraCodec, IntraConfig
 
 MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "models")
@@ -46,14 +46,6 @@ REGISTRY = {
     1: ModelEntry(1, "intra_v1", IntraConfig(), IntraCodec, "intra_v1.npz",
                   int_sha256="e3d0d394b2a81ea507eeeac8a4fd3cf4bf09fa66f5f5312fb9f9f3ec3a42583b"),
 }
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_int_data(path: str, sha256: str | None, what: str) -> None:

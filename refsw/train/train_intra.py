@@ -35,7 +35,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -48,6 +47,7 @@ import torch
 
 from refsw.models.intra import (POINT_TABLES, ClippedReLU, IntraCodec, IntraConfig, check_lambdas,
                                 remap_point_tables)
+from refsw.filehash import file_sha256
 from refsw.models.io import export_npz, model_from_arrays, read_npz
 from refsw.train.eval_intra import card_rd_section, list_images, load_image, measure_dev
 from refsw.train.remap_points import remap_model
@@ -175,14 +175,6 @@ class CropSampler:
         return out.float() / 255.0
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ---------------------------------------------------------------- model card
 def write_card(path, model, args, step, train_seconds, rows, base_rows, train_files, dev_files, latent=None):
     cfg = model.cfg
@@ -222,10 +214,10 @@ def write_card(path, model, args, step, train_seconds, rows, base_rows, train_fi
     for f in train_files:
         b = os.path.basename(f)
         e = man.get(b, {})
-        L.append(f"| {b} | {e.get('source_package', '?')} | {e.get('source_path', '?')} | {sha256_file(f)} |")
+        L.append(f"| {b} | {e.get('source_package', '?')} | {e.get('source_path', '?')} | {file_sha256(f)} |")
     L.append("\nHeld-out (dev) images:\n")
     for f in dev_files:
-        L.append(f"- {os.path.basename(f)} sha256 {sha256_file(f)}")
+        L.append(f"- {os.path.basename(f)} sha256 {file_sha256(f)}")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path + ".tmp", "w") as fh:
         fh.write("\n".join(L) + "\n")
