@@ -315,7 +315,7 @@ NEGATIVE = [
     ("neg_coding_mode_range", "ph_pic_coding_mode 5", "ph_pic_coding_mode", "6.2", _neg_coding_mode),
     ("neg_tool_not_in_profile", "inner codec enabled in the Main Intra profile",
      "sps_inner_codec_enabled_flag", "A.2", _neg_tool_not_in_profile),
-    ("neg_two_dph", "two DPH units of layer 0 in one picture", "unit_layer_id", "8.1", _neg_two_dph),
+    ("neg_two_dph", "two DPH units of layer 0 in one picture", "unit_layer_id", "5.3", _neg_two_dph),
     ("neg_ph_layer_id", "PH unit with unit_layer_id 1", "unit_layer_id", "5.2", _neg_layer_id),
     ("neg_temporal_id", "PCM unit with temporal id 1 after a PH unit with temporal id 0",
      "unit_temporal_id_plus1", "5.2", _neg_temporal_id),

@@ -209,13 +209,14 @@ class Decoder:
                 self._end_sequence()
             elif ut == hls.UT_DPH:
                 if cur is None:
-                    raise _err("DPH unit outside a picture", unit, element="unit_type",
-                               shall="A DPH unit shall follow the payload units of a picture")
+                    raise _err("DPH unit outside a picture", unit, element="unit_type", clause="5.3",
+                               shall="A coded picture is a PH unit followed by its payload units, then its DPH "
+                                     "units")
                 _check_layer_id(unit, cur)
                 if unit.unit_layer_id in cur.dph:
                     raise _err(f"second DPH unit with unit_layer_id {unit.unit_layer_id} in one picture",
-                               unit, element="unit_layer_id",
-                               shall="A picture shall contain at most one DPH unit per unit_layer_id")
+                               unit, element="unit_layer_id", clause="5.3",
+                               shall="A picture has at most one DPH unit per layer")
                 cur.dph[unit.unit_layer_id] = (unit, unit.payload)
             else:
                 if ut == hls.UT_RESTORATION and not unit.payload.rm_picture_level_flag:
@@ -233,8 +234,8 @@ class Decoder:
                                element="unit_type",
                                shall="A picture payload unit shall follow a PH unit")
                 if cur.dph:
-                    raise _err(f"{unit.type_name} unit after the DPH unit of its picture", unit,
-                               element="unit_type", shall="The DPH units of a picture shall follow its payload units")
+                    raise _err(f"{unit.type_name} unit after the DPH unit of its picture", unit, element="unit_type",
+                               clause="5.3", shall="The DPH units of a picture shall follow its payload units")
                 if ut not in _PICTURE_UNITS[cur.ph.ph_pic_coding_mode]:
                     raise _err(f"{unit.type_name} unit in a picture with ph_pic_coding_mode equal to "
                                f"{cur.ph.ph_pic_coding_mode}", unit, element="unit_type",

@@ -33,7 +33,7 @@ LEVELS: dict[int, Level] = {
     ]
 }
 
-# Bound on unit_length before any SPS has been decoded (A.3).
+# Bound on unit_length before any SPS has been decoded, and of every SPS unit (5.1).
 MAX_UNIT_BYTES_NO_SPS = 64 * 1024
 
 

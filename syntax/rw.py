@@ -246,6 +246,7 @@ class SyntaxReader(_RW):
         self.data = bytes(data)
         self.bs = bitstring.ConstBitStream(self.data)
         self.nbits = len(self.data) * 8
+        self._stop = None
 
     def pos(self) -> int:
         return self.bs.pos
@@ -348,17 +349,19 @@ class SyntaxReader(_RW):
         """True if data remain before rbsp_trailing_bits() (H.266 7.2)."""
         if self.bits_left() <= 0:
             return False
-        # the last 1 bit in the payload is the rbsp_stop_one_bit
-        data = self.data
-        last = len(data) - 1
-        while last >= 0 and data[last] == 0:
-            last -= 1
-        if last < 0:
-            return False
-        b = data[last]
-        tz = (b & -b).bit_length() - 1
-        stop_pos = last * 8 + (7 - tz)
-        return self.bs.pos < stop_pos
+        return self.bs.pos < self._stop_pos()
+
+    def _stop_pos(self) -> int:
+        """Position of the last 1 bit of the payload (the rbsp_stop_one_bit), -1 if
+        none; found once per payload, so a loop on more_rbsp_data() stays linear."""
+        if self._stop is None:
+            body = self.data.rstrip(b"\0")
+            if not body:
+                self._stop = -1
+            else:
+                b = body[-1]
+                self._stop = (len(body) - 1) * 8 + (7 - ((b & -b).bit_length() - 1))
+        return self._stop
 
     def rbsp_trailing_bits(self):
         self.f(1, "rbsp_stop_one_bit", 1)

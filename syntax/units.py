@@ -161,6 +161,14 @@ def iter_units(data: bytes, trace: Trace | None = None, *, parse: bool = True,
             _unit_banner(trace, index, pos, ut, uh.unit_layer_id, uh.unit_temporal_id_plus1 - 1, length)
             for line in ltrace.lines + htrace.lines:
                 trace.emit(line)
+        if index == 0 and ut != UT_SPS:
+            raise BitstreamError(f"the first unit is a {UNIT_TYPE_NAMES.get(ut, f'reserved (type {ut})')} unit",
+                                 structure="unit_header", element="unit_type", bitpos=base + 1, clause="5.3",
+                                 shall="The first unit of a bitstream shall be an SPS unit", where=where)
+        if ut == UT_SPS and length > MAX_UNIT_BYTES_NO_SPS:
+            raise BitstreamError(f"SPS unit of {length} bytes", structure="unit_framing", element="unit_length",
+                                 bitpos=pos * 8, clause="5.1", where=where,
+                                 shall=f"unit_length of an SPS unit shall not exceed {MAX_UNIT_BYTES_NO_SPS}")
         unit = Unit(ut, uh.unit_layer_id, uh.unit_temporal_id_plus1 - 1, None, body[2:], pos, index)
         struct = PAYLOAD_STRUCTURES.get(ut)
         if parse and struct is not None and ut not in skip_types:

@@ -404,7 +404,38 @@ def test_unit_before_sps_and_profile_tools():
     data = _small_stream()
     units = parse_units(data)
     ph_only = data[units[1].offset:]
-    with pytest.raises(BitstreamError, match="first SPS"):
+    with pytest.raises(BitstreamError, match="first unit is a PH unit"):
         Decoder().decode(ph_only)
     with pytest.raises(BitstreamError, match="Table A-1"):
         _stream([(hls.UT_SPS, _sps(sps_inner_codec_enabled_flag=1, sps_inner_codec_idc=0), 0)])
+
+
+def test_sps_size_first_unit_and_extension_parse_time():
+    """5.1 / 5.3: an SPS unit is at most 65536 bytes and the first unit is an SPS;
+    sps_extension_data_flag runs parse in linear time (the stop bit is found once)."""
+    import time
+    from syntax.levels import MAX_UNIT_BYTES_NO_SPS
+    ok = _stream([(hls.UT_SPS, _sps(), 0), (hls.UT_EOS, Struct(), 0)])
+    rsv = BitstreamWriter()
+    rsv.write_unit(41, None, raw=b"reserved")
+    with pytest.raises(BitstreamError, match="first unit is a reserved") as e:
+        parse_units(rsv.getvalue() + ok)
+    assert e.value.element == "unit_type" and e.value.clause == "5.3"
+    with pytest.raises(BitstreamError, match="first unit is a EOS"):
+        parse_units(ok[len(ok) - 6:] + ok)
+    # 8 KiB of extension flags, then 8 KiB of zero bytes in the same unit (before the fix:
+    # a backwards scan over the zeros per flag, ~20 s; now well under a second)
+    n = 8 * 1024
+    data = bytearray(_stream([(hls.UT_SPS, _sps(sps_extension_flag=1, sps_extension_data_flag=[1] * (8 * n)), 0)]))
+    data[0:4] = (int.from_bytes(data[0:4], "big") + n).to_bytes(4, "big")
+    t = time.process_time()
+    with pytest.raises(BitstreamError, match="bytes left in the unit"):
+        parse_units(bytes(data) + bytes(n))
+    assert time.process_time() - t < 5.0
+    # an SPS unit above 64 KiB, even after an SPS of a level with larger units
+    big = bytearray(_stream([(hls.UT_SPS, _sps(), 0)]) + bytes(MAX_UNIT_BYTES_NO_SPS))
+    big[0:4] = (int.from_bytes(big[0:4], "big") + MAX_UNIT_BYTES_NO_SPS).to_bytes(4, "big")
+    big = bytes(big)
+    with pytest.raises(BitstreamError, match="SPS unit of 655") as e:
+        parse_units(ok[:len(ok) - 6] + big)
+    assert e.value.element == "unit_length" and e.value.bitpos == (len(ok) - 6) * 8
