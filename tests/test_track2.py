@@ -439,3 +439,37 @@ def test_picture_order_count_constraints():
     with pytest.raises(BitstreamError, match=r"ph_pic_order_cnt 0 does not exceed .*\(1\)") as e:
         Decoder().decode(rewrite_unit(pcm, pu[pp[2]], payload=_ph(pu[pp[2]], ph_pic_order_cnt=0)))
     assert e.value.element == "ph_pic_order_cnt" and "8.1" in str(e.value)
+
+
+def _planes(w, h, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w)).astype(np.uint16),
+            *(rng.integers(0, 256, (h // 2, w // 2)).astype(np.uint16) for _ in range(2))]
+
+
+def test_inner_picture_size_is_checked_not_rescaled():
+    """T2.2: every inner picture is CodedWidth x CodedHeight.  A second picture of another
+    size with the same number of samples (128x32 after 64x64) was accepted before: the
+    byte count matched, and a size change would have been rescaled by ffmpeg."""
+    st = inner.Structure(intra_period=1, qp=30, preset="ultrafast")
+    a = inner.encode(inner.HEVC, [_planes(64, 64, 1)], 64, 64, 8, 8, st).data
+    b = inner.encode(inner.HEVC, [_planes(128, 32, 2)], 128, 32, 8, 8, st).data
+    assert len(inner.decode(inner.HEVC, a + a, 64, 64, 8, 2)) == 2
+    with pytest.raises(BitstreamError, match=r"inner picture 1 of the HEVC inner bitstream is 128x32 yuv420p, "
+                                             r"expected 64x64"):
+        inner.decode(inner.HEVC, a + b, 64, 64, 8, 2)
+    with pytest.raises(BitstreamError, match="decodes to more than 1 pictures"):
+        inner.decode(inner.HEVC, a + a + a, 64, 64, 8, 1)
+
+
+def test_inner_decoder_output_is_bounded():
+    """The inner decoder's output is read up to the size the SPS allows, then it is stopped."""
+    big = [sys.executable, "-c", "import sys\nfor _ in range(64): sys.stdout.buffer.write(bytes(1 << 20))"]
+    rc, out, err, note = inner._run_bounded(big, b"", 3 << 20)
+    assert note == "output" and len(out) <= 4 << 20
+    slow = [sys.executable, "-c", "import time; time.sleep(30)"]
+    rc, out, err, note = inner._run_bounded(slow, b"", 1 << 20, timeout=1)
+    assert note == "timeout" and rc != 0
+    rc, out, err, note = inner._run_bounded([sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"],
+                                            b"abc", 100)
+    assert (rc, out.strip(), note) == (0, b"cba", None)
