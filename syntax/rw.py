@@ -563,15 +563,22 @@ class SyntaxWriter(_RW):
 # Vectorised sample packing (MSB first, u(n) per sample)
 # ---------------------------------------------------------------------------
 
+#: samples per block when packing or unpacking (a multiple of 8: every block starts on a byte)
+_SAMPLE_BLOCK = 1 << 15
+
+
 def pack_samples(values: np.ndarray, nbits: int) -> bytes:
-    v = np.asarray(values, dtype=np.uint32).reshape(-1)
+    v = np.asarray(values).reshape(-1)
     if nbits == 8:
         return v.astype(np.uint8).tobytes()
     if nbits == 16:
         return v.astype(">u2").tobytes()
-    shifts = np.arange(nbits - 1, -1, -1, dtype=np.uint32)
-    bits = ((v[:, None] >> shifts[None, :]) & 1).astype(np.uint8)
-    return np.packbits(bits.reshape(-1)).tobytes()
+    out = []
+    for s in range(0, len(v), _SAMPLE_BLOCK):     # in blocks: 16 bytes per sample at most
+        two = v[s:s + _SAMPLE_BLOCK].astype(">u2").view(np.uint8).reshape(-1, 2)
+        bits = np.unpackbits(two, axis=1)[:, 16 - nbits:]
+        out.append(np.packbits(bits.reshape(-1)).tobytes())
+    return b"".join(out)
 
 
 def unpack_samples(raw: np.ndarray, count: int, nbits: int) -> np.ndarray:
@@ -579,9 +586,15 @@ def unpack_samples(raw: np.ndarray, count: int, nbits: int) -> np.ndarray:
         return raw[:count].astype(np.uint16)
     if nbits == 16:
         return raw[:2 * count].view(">u2").astype(np.uint16)
-    bits = np.unpackbits(raw)[:count * nbits].reshape(count, nbits).astype(np.uint32)
-    weights = (1 << np.arange(nbits - 1, -1, -1, dtype=np.uint32))
-    return (bits * weights[None, :]).sum(axis=1).astype(np.uint16)
+    out = np.empty(count, dtype=np.uint16)
+    for s in range(0, count, _SAMPLE_BLOCK):      # in blocks: 16 bytes per sample at most
+        n = min(_SAMPLE_BLOCK, count - s)
+        b0 = s * nbits // 8
+        bits = np.unpackbits(raw[b0:b0 + (n * nbits + 7) // 8])[:n * nbits].reshape(n, nbits)
+        wide = np.zeros((n, 16), dtype=np.uint8)
+        wide[:, 16 - nbits:] = bits
+        out[s:s + n] = np.packbits(wide, axis=1).view(">u2").reshape(n)
+    return out
 
 
 def _sub(self, obj, name, cls=Struct, idx=None):

@@ -439,3 +439,38 @@ def test_sps_size_first_unit_and_extension_parse_time():
     with pytest.raises(BitstreamError, match="SPS unit of 655") as e:
         parse_units(ok[:len(ok) - 6] + big)
     assert e.value.element == "unit_length" and e.value.bitpos == (len(ok) - 6) * 8
+
+
+def test_sample_packing_blocks_and_memory():
+    """u(n) sample arrays (7.1, 7.6) pack and unpack in blocks: exact for every n
+    across block boundaries, and parsing a 1 MiB unit of 14-bit samples stays
+    within a small multiple of the unit (it peaked at 71.5 MiB)."""
+    import tracemalloc
+    from syntax.rw import _SAMPLE_BLOCK, pack_samples, unpack_samples
+    rng = np.random.default_rng(3)
+    for nbits in (1, 3, 7, 9, 14, 15):
+        for count in (0, 1, 9, _SAMPLE_BLOCK - 1, _SAMPLE_BLOCK + 5):
+            v = rng.integers(0, 1 << nbits, count)
+            raw = pack_samples(v, nbits)
+            assert len(raw) == (count * nbits + 7) // 8
+            assert ''.join(f"{b:08b}" for b in raw)[:count * nbits] == ''.join(f"{x:0{nbits}b}" for x in v)
+            assert np.array_equal(unpack_samples(np.frombuffer(raw, np.uint8), count, nbits), v)
+    sps = _sps(sps_profile_idc=3, sps_level_idc=10, sps_learned_intra_enabled_flag=0, sps_pcm_enabled_flag=0,
+               sps_feature_coding_enabled_flag=1)
+    for k in LEARNED_KEYS:
+        sps.__dict__.pop(k)
+    n = 589824
+    data = _stream([(hls.UT_SPS, sps, 0),
+                    (hls.UT_PH, Struct(ph_pic_order_cnt=0, ph_pic_type=0, ph_pic_coding_mode=3), 0),
+                    (hls.UT_FEATURE, Struct(fp_tensor_idx=0, fp_num_dims_minus1=0, fp_dim=[n],
+                                            fp_sample_bit_depth_minus1=13, fp_zero_point=0, fp_step_num=1,
+                                            fp_step_log2_den=0, fp_entropy_coded_flag=0,
+                                            fp_sample=np.arange(n) % (1 << 14)), 0)])
+    tracemalloc.start()
+    try:
+        units = parse_units(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(units[2].payload.fp_sample, np.arange(n) % (1 << 14))
+    assert peak < 12 * len(data), peak
