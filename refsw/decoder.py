@@ -61,6 +61,7 @@ class DecodedPicture:
     hash_detail: str = ""
     hash_layer: int | None = None
     task: object = None   # task-branch output (10.8); picture is None then
+    roi: list | None = None   # regions of interest (T2.7), (x, y, width, height) each; None: not enabled
 
 
 def _err(msg, unit: Unit | None, *, element=None, clause="8.1", shall=None, structure=None, bitpos=None):
@@ -181,6 +182,7 @@ class Decoder:
         self.pending: list[CodedPicture] = []
         self.seq_rm = None
         self.seq_pictures = 0       # picture headers in the current coded sequence
+        self.seq_roi = []           # regions of interest of the last picture that signalled them (T2.7)
         cur: CodedPicture | None = None
         for unit in iter_units(data, self.trace):
             if self.max_layer is not None and unit.unit_layer_id > self.max_layer:
@@ -303,6 +305,7 @@ class Decoder:
                 self._output(cp, pic)
         self.seq_rm = None
         self.seq_pictures = 0
+        self.seq_roi = []
 
     def _finish(self, cp: CodedPicture):
         mode = cp.ph.ph_pic_coding_mode
@@ -339,4 +342,13 @@ class Decoder:
                 detail = "; ".join(bad)
         elif not self.check_hash:
             status = "off"
-        self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, out, status, detail, layer))
+        roi = None
+        if cp.sps.sps_roi_enabled_flag:
+            # T2.7: a picture without picture-level metadata has the previous picture's regions
+            for u in cp.units_of(hls.UT_RESTORATION):
+                rm = u.payload
+                if rm.rm_picture_level_flag:
+                    self.seq_roi = [(rm.rm_roi_x[i], rm.rm_roi_y[i], rm.rm_roi_width_minus1[i] + 1,
+                                     rm.rm_roi_height_minus1[i] + 1) for i in range(rm.rm_num_roi)]
+            roi = list(self.seq_roi)
+        self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, out, status, detail, layer, roi=roi))

@@ -75,6 +75,11 @@ def bit_depth(sps):
     return sps.sps_bit_depth_minus8 + 8
 
 
+def coded_bit_depth(sps, rm):
+    """CodedBitDepth (T2.1): BitDepth - BitDepthShift."""
+    return bit_depth(sps) - (rm.rm_bit_depth_shift if rm.get("rm_bit_depth_truncation_flag") else 0)
+
+
 def output_size(sps):
     """Width and height of the output (cropped) picture (offsets in luma samples)."""
     w = sps.sps_pic_width_in_luma_samples - (sps.sps_conf_win_left_offset + sps.sps_conf_win_right_offset)
@@ -340,8 +345,7 @@ def restoration_metadata(rw, rm, sps):
             if rm.rm_bit_depth_truncation_flag:
                 rw.u(4, "rm_bit_depth_shift", 1, bit_depth(sps) - 1)
         if sps.sps_inner_codec_enabled_flag:
-            shift = rm.rm_bit_depth_shift if rm.get("rm_bit_depth_truncation_flag") else 0
-            rw.shall(rm.rm_inner_bit_depth_minus8 + 8 >= bit_depth(sps) - shift,
+            rw.shall(rm.rm_inner_bit_depth_minus8 + 8 >= coded_bit_depth(sps, rm),
                      "InnerBitDepth (rm_inner_bit_depth_minus8 + 8) shall be greater than or equal to "
                      "CodedBitDepth (BitDepth - BitDepthShift)", "rm_inner_bit_depth_minus8")
         if sps.sps_post_filter_enabled_flag:
@@ -355,10 +359,10 @@ def restoration_metadata(rw, rm, sps):
     if rm.rm_picture_level_flag and sps.sps_roi_enabled_flag:
         rw.ue("rm_num_roi", 0, lv.MaxRoi)
         for i in range(rm.rm_num_roi):
-            rw.ue("rm_roi_x", 0, sps.sps_pic_width_in_luma_samples - 1, idx=i)
-            rw.ue("rm_roi_y", 0, sps.sps_pic_height_in_luma_samples - 1, idx=i)
-            rw.ue("rm_roi_width_minus1", 0, sps.sps_pic_width_in_luma_samples - 1 - rm.rm_roi_x[i], idx=i)
-            rw.ue("rm_roi_height_minus1", 0, sps.sps_pic_height_in_luma_samples - 1 - rm.rm_roi_y[i], idx=i)
+            rw.ue("rm_roi_x", 0, output_size(sps)[0] - 1, idx=i)
+            rw.ue("rm_roi_y", 0, output_size(sps)[1] - 1, idx=i)
+            rw.ue("rm_roi_width_minus1", 0, output_size(sps)[0] - 1 - rm.rm_roi_x[i], idx=i)
+            rw.ue("rm_roi_height_minus1", 0, output_size(sps)[1] - 1 - rm.rm_roi_y[i], idx=i)
     rw.rbsp_trailing_bits()
 
 

@@ -113,7 +113,7 @@ def syntax_structure(clause: str):
 
 
 # ---------------------------------------------------------------------------
-# Exp-Golomb helpers (clause 9.2)
+# Exp-Golomb helpers (clause 4.3)
 # ---------------------------------------------------------------------------
 
 def ue_bits(value: int) -> str:

@@ -209,7 +209,7 @@ def _all_units():
             (hls.UT_PH, Struct(ph_pic_order_cnt=7, ph_pic_type=2, ph_pic_coding_mode=2), 0),
             (hls.UT_INNER, Struct(icp_data_byte=b"\x00\x00\x01\x40\x01" * 7), 0),
             (hls.UT_RESTORATION, Struct(rm_picture_level_flag=1, rm_num_roi=2, rm_roi_x=[0, 3], rm_roi_y=[1, 2],
-                                        rm_roi_width_minus1=[16, 4], rm_roi_height_minus1=[3, 6]), 0),
+                                        rm_roi_width_minus1=[16, 4], rm_roi_height_minus1=[3, 5]), 0),
         ]),
         ("feature", [
             (hls.UT_SPS, fsps, 0),

@@ -243,8 +243,9 @@ def test_roi_boxes_signalled_and_persisting():
     pics = clip(6)
     dec = Decoder()
     data = Encoder(config("--RoiEnabled", "1", "--RoiPeriod", "4")).encode(pics)
-    dec.decode(data)
-    assert dec.roi_boxes == [[(8, 6, 48, 36)]] * 6   # 16..48 x 12..36 enlarged by 25 %, persisting
+    for _ in range(2):                                # per decode() call, one list per output picture
+        out = dec.decode(data)
+        assert [p.roi for p in out] == [[(8, 6, 48, 36)]] * 6   # 16..48 x 12..36 enlarged by 25 %, persisting
     rms = [u for u in parse_units(data) if u.unit_type == hls.UT_RESTORATION]
     assert len(rms) == 1 + 1   # sequence level + one picture-level unit (the boxes never change)
 
@@ -473,3 +474,34 @@ def test_inner_decoder_output_is_bounded():
     rc, out, err, note = inner._run_bounded([sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"],
                                             b"abc", 100)
     assert (rc, out.strip(), note) == (0, b"cba", None)
+
+
+def test_roi_of_pcm_pictures():
+    """T2.7: the regions come with every output picture, PCM pictures included, and
+    persist to the next picture of the coded sequence only."""
+    c = cfgmod.parse(["--Profile", "machine_video", "--CodingMode", "pcm"], ENCODER_OPTIONS)[0]
+    pcm = Encoder(c).encode(clip(2))
+    units = parse_units(pcm)
+    sps = units[0].payload
+    sps.sps_roi_enabled_flag = 1
+    w = BitstreamWriter()
+    w.write_unit(hls.UT_SPS, sps)
+    roi = Struct(rm_picture_level_flag=1, rm_num_roi=1, rm_roi_x=[3], rm_roi_y=[4], rm_roi_width_minus1=[9],
+                 rm_roi_height_minus1=[19])
+    for u in units[1:]:
+        if u.type_name == "EOS":
+            continue
+        w.write_unit(u.unit_type, u.payload)
+        if u.type_name == "PCM" and u.index < 3:
+            w.write_unit(hls.UT_RESTORATION, roi)
+    w.write_unit(hls.UT_SPS, sps)                          # a new coded sequence: no regions yet
+    w.write_unit(hls.UT_PH, units[1].payload)
+    w.write_unit(hls.UT_PCM, units[2].payload)
+    out = Decoder(check_hash=False).decode(w.getvalue())
+    assert [p.roi for p in out] == [[(3, 4, 10, 20)], [(3, 4, 10, 20)], []]
+    assert Decoder().decode(pcm)[0].roi is None            # not enabled in the SPS
+    bad = Struct(**{**vars(roi), "rm_roi_x": [hls.output_size(sps)[0] - 9]})   # 10 wide: one beyond the picture
+    with pytest.raises(BitstreamError, match="rm_roi_width_minus1"):
+        w2 = BitstreamWriter()
+        w2.write_unit(hls.UT_SPS, sps)
+        w2.write_unit(hls.UT_RESTORATION, bad)

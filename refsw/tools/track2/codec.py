@@ -247,18 +247,6 @@ def decode_sequence(dec, sps, seq_rm, cps):
              else f"unit {inner_units[0].index} (INNER)")
     pics = inner.decode(p.codec_idc, data, p.coded_width, p.coded_height, p.inner_depth, m, where=where)
     out = reconstruct(p, pics, n)
-    # ROI boxes (T2.7, side information for the application), one list per output picture;
-    # a picture without picture-level metadata keeps the previous picture's regions
-    if not dec.output or not hasattr(dec, "roi_boxes"):
-        dec.roi_boxes = []
-    boxes = []
-    for cp in cps:
-        for u in cp.units_of(hls.UT_RESTORATION):
-            rm = u.payload
-            if rm.rm_picture_level_flag:
-                boxes = [(rm.rm_roi_x[i], rm.rm_roi_y[i], rm.rm_roi_width_minus1[i] + 1,
-                          rm.rm_roi_height_minus1[i] + 1) for i in range(rm.get("rm_num_roi", 0))]
-        dec.roi_boxes.append(list(boxes))
     return out
 
 

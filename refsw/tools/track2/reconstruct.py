@@ -67,7 +67,7 @@ def params(sps, rm) -> Params:
 
 
 def restore_planes(p: Params, planes, post_filter: bool = True):
-    """T2.8 steps 1-3 for one inner picture: bit depth, spatial, post filter."""
+    """T2.8 step 2 for one inner picture: bit depth, spatial, post filter."""
     out = []
     cw, ch = spatial.chroma_size(p.width, p.height)
     for c, plane in enumerate(planes):
