@@ -38,7 +38,7 @@ def test_registry():
 
 def test_integer_data_hashes(tmp_path):
     """10.1: the shipped integer data are the registered files; other data are refused
-    before they are read, and --record-hashes rewrites the registered values."""
+    before they are read, and record_hashes rewrites the registered values."""
     from dataclasses import replace
     import shutil
     import refsw.tools.learned_intra as li
@@ -71,7 +71,7 @@ def test_integer_data_hashes(tmp_path):
     finally:
         registry.TASK_BRANCHES[(1, 1)] = old_b
         tb.int_branch.cache_clear()
-    # --record-hashes on a copy of the registry source whose literals are stale
+    # record_hashes on a copy of the registry source whose literals are stale
     src = open(registry.__file__, encoding="utf-8").read()
     stale = src
     for x in entries:

@@ -5,13 +5,12 @@ packaged weight file (relative to ``refsw/data/models``) and the SHA-256 of
 the normative integer data derived from it (``<weights>_int.npz``, 10.1): the
 decoder refuses other data.  After converting new weights, record the hashes:
 
-    python -m refsw.models.registry --record-hashes
+    python -m refsw.models.record_hashes
 """
 from __future__ import annotations
 
 import os
 import re
-import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -57,7 +56,7 @@ def check_int_data(path: str, sha256: str | None, what: str) -> None:
         raise ValueError(f"{path}: SHA-256 {got[:16]}... is not the registered integer data of {what} "
                          f"({sha256[:16]}..., refsw/models/registry.py, clause 10.1); the file is damaged or "
                          f"was converted anew: restore it (git checkout) or, when releasing new weights, "
-                         f"run python -m refsw.models.registry --record-hashes")
+                         f"run python -m refsw.models.record_hashes")
 
 
 def get_entry(model_id: int) -> ModelEntry:
@@ -139,9 +138,3 @@ def record_hashes(source: str = __file__) -> list:
         f.write(text)
     return done
 
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--record-hashes"]:
-        raise SystemExit("usage: python -m refsw.models.registry --record-hashes")
-    for name, sha in record_hashes():
-        print(f"{sha}  {name}")
