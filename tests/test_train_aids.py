@@ -171,9 +171,13 @@ def test_train_intra_runs_resumes_and_ramps_revived_rate(tmp_path):
     from refsw.train import train_intra
     out = tmp_path / "run"
     args = tiny_train_args(tmp_path)
+    from PIL import Image
+    Image.new("RGB", (80, 40)).save(tmp_path / "train" / "small.png")     # below the 64x64 crop
     train_intra.main(args + ["--max-steps", "2", "--revive-latent", "0.5", "--revive-ramp", "100"])
     log = (out / "train.log").read_text()
     assert "revived" in log and "done: step 2" in log
+    assert "2 training images" in log and "not used, smaller than 64x64: small.png" in log
+    assert "Not used in the last run, smaller than its 64x64 crops: small.png." in (tmp_path / "w.md").read_text()
     assert (out / "ckpt.pt").exists() and (tmp_path / "w.npz").exists() and (tmp_path / "w.md").exists()
     train_intra.main(args + ["--max-steps", "3", "--resume"])
     assert "resumed from" in (out / "train.log").read_text()

@@ -152,8 +152,12 @@ class CropSampler:
         self.files = list_images(folder)
         if not self.files:
             raise SystemExit(f"no images in {folder}")
-        self.imgs = [load_image(f) for f in self.files]
-        self.imgs = [im for im in self.imgs if im.shape[1] >= crop and im.shape[2] >= crop]
+        imgs = [load_image(f) for f in self.files]
+        fits = [im.shape[1] >= crop and im.shape[2] >= crop for im in imgs]
+        self.skipped = [f for f, ok in zip(self.files, fits) if not ok]   # smaller than the crop
+        self.imgs = [im for im, ok in zip(imgs, fits) if ok]
+        if not self.imgs:
+            raise SystemExit(f"no image in {folder} is at least {crop}x{crop}")
         # sample images proportionally to sqrt(area): big pictures give more crops
         w = np.array([math.sqrt(im.shape[1] * im.shape[2]) for im in self.imgs])
         self.p = w / w.sum()
@@ -208,7 +212,10 @@ def write_card(path, model, args, step, train_seconds, rows, base_rows, train_fi
     L += card_rd_section(dev_files, rows, base_rows, latent, cfg.base_channels)
     L.append("\n## Training data provenance\n")
     L.append(f"{len(train_files)} images from `shared/datasets/train` (not in the repository); "
-             "source package / path from its MANIFEST.json; sha256 of the file as read.\n")
+             "source package / path from its MANIFEST.json; sha256 of the file as read."
+             + (f" Not used in the last run, smaller than its {args.crop}x{args.crop} crops: "
+                + ", ".join(getattr(args, "_skipped", [])) + "." if getattr(args, "_skipped", None) else "")
+             + "\n")
     L.append("| file | source package | source path | sha256 |")
     L.append("|---|---|---|---|")
     for f in train_files:
@@ -388,7 +395,9 @@ def main(argv=None):
     sampler = CropSampler(args.data, args.crop, seed=int(rng.integers(1 << 30)))
     dev_files = list_images(args.dev) if args.dev and os.path.isdir(args.dev) else []
     dev_imgs = [load_image(f) for f in dev_files]
-    log(f"{len(sampler.imgs)} training images, {len(dev_files)} dev images")
+    log(f"{len(sampler.imgs)} training images, {len(dev_files)} dev images"
+        + (f"; not used, smaller than {args.crop}x{args.crop}: "
+           + ", ".join(os.path.basename(f) for f in sampler.skipped) if sampler.skipped else ""))
 
     def do_recycle():
         batches = [sampler.batch(args.batch) for _ in range(6)]
@@ -434,6 +443,7 @@ def main(argv=None):
             log("dev base-only " + " ".join(f"q{r['q']:g}:{r['psnr']:.2f}dB" for r in base_rows))
         log_latent_use(latent)
         args._final = final
+        args._skipped = [os.path.basename(f) for f in sampler.skipped]
         write_card(args.card, model, args, step, train_seconds, rows, base_rows, sampler.files, dev_files,
                    latent)
         log(f"exported {args.export} (step {step})")
