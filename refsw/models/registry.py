@@ -43,7 +43,7 @@ class ModelEntry:
 
 REGISTRY = {
     1: ModelEntry(1, "intra_v1", IntraConfig(), IntraCodec, "intra_v1.npz",
-                  int_sha256="e3d0d394b2a81ea507eeeac8a4fd3cf4bf09fa66f5f5312fb9f9f3ec3a42583b"),
+                  int_sha256="ce7aeda8f9e4e9a9f170dd318e826b2ed544875fcc68770327f8770f6edd140d"),
 }
 
 
@@ -107,7 +107,7 @@ class TaskBranchEntry:
 
 TASK_BRANCHES = {
     (1, 1): TaskBranchEntry(1, 1, "face", 1, "intra_v1_face.npz",
-                            int_sha256="787b328999b8d0be66d12b8274aa7a7c43bd92800e6eef23bc05ce829d130b1d"),
+                            int_sha256="957198d7bc0aee03cff627d47257ad3c0cce47577a78ba483d650115744dada0"),
 }
 
 
