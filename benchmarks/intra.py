@@ -81,10 +81,15 @@ def refsw_points(name, pic, qualities, refine=0, search_schedule=None):
         if out[0].hash_status != "match":
             raise SystemExit(f"{name} q {q}: decoded picture hash {out[0].hash_status}")
         p = psnr(pic, out[0].picture)[-1]
-        dph = sum(u.size for u in parse_units(data) if u.type_name == "DPH")
+        units = parse_units(data)
+        dph = sum(u.size for u in units if u.type_name == "DPH")
+        # the entropy-coded symbols alone: lane and escape data less the 32-bit state of each lane (9.4)
+        coded = sum(es.es_lane_data_size + es.es_escape_data_size - 4 * (es.es_num_lanes_minus1 + 1)
+                    for es in (u.payload.get("hyp_substream") or u.payload.get("lat_substream")
+                               for u in units if u.type_name in ("HYPER", "LATENT")))
         npx = pic.width * pic.height
         rows.append(dict(name=name, q=q, bpp=8 * len(data) / npx, bpp_nohash=8 * (len(data) - dph) / npx,
-                         psnr=p, enc=te, dec=td))
+                         bpp_coded=8 * coded / npx, psnr=p, enc=te, dec=td))
     return rows
 
 
@@ -172,6 +177,9 @@ def main(argv=None):
     print(f"integer codec vs float model: BD-rate {v:+.2f}% over {n} images (whole stream)")
     v, n = bd_mean(frows, [dict(r, bpp=r["bpp_nohash"]) for r in rows])
     print(f"integer codec vs float model: BD-rate {v:+.2f}% over {n} images (stream without the DPH units)")
+    v, n = bd_mean(frows, [dict(r, bpp=r["bpp_coded"]) for r in rows])
+    print(f"integer codec vs float model: BD-rate {v:+.2f}% over {n} images (entropy-coded symbols only: "
+          "without unit headers, hashes and the 4-byte lane states)")
     summary = {}
     exe = os.path.join(os.path.dirname(sys.executable), "refsw-ctc")
     for anc in [x for x in a.anchors.split(",") if x]:
