@@ -3,7 +3,8 @@
     nice -n 10 python -m refsw.train.train_intra --data ../shared/datasets/train \
         --out out/train_intra --dev ../shared/datasets/dev --time-budget 7000 [--resume]
 
-* Random crops (default 128 px, flips) from images held in memory as uint8.
+* Random crops (default 256 px, batch 4; flips) from images held in memory as uint8;
+  pictures smaller than the crop are named in the log and the model card and not used.
 * Each sample of a batch gets its own quality q (half the samples at a trained
   operating point q = 9*i, half uniform in [0, 63]); its gain vectors and lambda
   are interpolated from the operating-point tables (log-linear).
@@ -276,8 +277,10 @@ def main(argv=None):
     ap.add_argument("--freeze-encoder", action="store_true")
     ap.add_argument("--qat", action="store_true",
                     help="quantisation-aware fine-tuning: fake-quantised h_s and g_s (refsw/train/qat.py)")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--crop", type=int, default=256,
+                    help="crop size (default 256: at 128 the hyper-latent of a crop is 2x2 and h_s learns "
+                         "border statistics; docs/models/intra_v1.md, stop 24)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-final-frac", type=float, default=0.05)
     ap.add_argument("--warmup-frac", type=float, default=0.01)
