@@ -226,7 +226,7 @@ class Decoder:
                         raise _err("sequence-level RESTORATION unit " + (
                             "repeated" if self.seq_rm is not None else "after a picture header")
                             + " in a coded sequence", unit, element="rm_picture_level_flag", clause="7.7",
-                            bitpos=unit.offset * 8 + 48,
+                            bitpos=unit.payload_bitpos,
                             shall="A coded sequence contains exactly one sequence-level RESTORATION unit, "
                                   "which precedes its first picture header")
                     self.seq_rm = unit.payload  # sequence-level metadata (7.7)
@@ -246,7 +246,7 @@ class Decoder:
                 _check_layer_id(unit, cur)
                 if ut == hls.UT_RESTORATION and cur.units_of(hls.UT_RESTORATION):
                     raise _err("second picture-level RESTORATION unit in one picture", unit,
-                               element="rm_picture_level_flag", clause="7.7", bitpos=unit.offset * 8 + 48,
+                               element="rm_picture_level_flag", clause="7.7", bitpos=unit.payload_bitpos,
                                shall="A picture contains at most one RESTORATION unit with "
                                      "rm_picture_level_flag equal to 1")
                 cur.units.append(unit)
@@ -282,13 +282,13 @@ class Decoder:
         if self.seq_mode in SEQUENCE_DECODERS and poc != n:
             raise _err(f"ph_pic_order_cnt {poc} of picture {n} of a coded sequence of "
                        f"{hls.CODING_MODE_NAMES.get(self.seq_mode)} pictures, expected {n}", cp.ph_unit,
-                       element="ph_pic_order_cnt", clause="T2.4", bitpos=cp.ph_unit.offset * 8 + 48,
+                       element="ph_pic_order_cnt", clause="T2.4", bitpos=cp.ph_unit.payload_bitpos,
                        shall="In a coded sequence of INNER pictures, the picture header n (n = 0, 1, ... in "
                              "unit order) shall have ph_pic_order_cnt equal to n")
         if n and poc <= self.seq_last_poc:
             raise _err(f"ph_pic_order_cnt {poc} does not exceed that of the preceding picture "
                        f"({self.seq_last_poc})", cp.ph_unit, element="ph_pic_order_cnt", clause="8.1",
-                       bitpos=cp.ph_unit.offset * 8 + 48,
+                       bitpos=cp.ph_unit.payload_bitpos,
                        shall="Within a coded sequence, ph_pic_order_cnt shall increase from one picture "
                              "header to the next")
         self.seq_last_poc = poc

@@ -67,7 +67,7 @@ cp "$M/intra_v1_face.npz" "$WORK/intra_v1_face_prev.npz"
 cp "$WORK/intra_v1.npz" "$M/intra_v1.npz"
 cp "$WORK/intra_v1.md" "$M/intra_v1.md"
 $PY -m refsw.nn.convert --calib "$TRAIN"
-$PY -m refsw.models.record_hashes     # the decoder checks the data against these (10.1)
+$PY -m refsw.models.record_hashes     # the decoder checks the data against these (10.6)
 
 if [ "$FACE_STEPS" -gt 0 ]; then
     stamp "4. face branch: $FACE_STEPS steps from the shipped branch"

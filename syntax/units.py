@@ -51,6 +51,11 @@ class Unit:
         """unit_length: header plus payload bytes."""
         return UNIT_HEADER_BYTES + len(self.raw)
 
+    @property
+    def payload_bitpos(self) -> int:
+        """Bit position in the stream of the payload's first syntax element."""
+        return (self.offset + UNIT_LENGTH_BYTES + UNIT_HEADER_BYTES) * 8
+
     def summary(self) -> str:
         return (f"unit {self.index:<5} byte {self.offset:<9} {self.type_name:<12} "
                 f"layer {self.unit_layer_id:<2} tid {self.unit_temporal_id}  length {self.size}")
@@ -171,7 +176,7 @@ def iter_units(data: bytes, trace: Trace | None = None, *, parse: bool = True,
                                  shall=f"unit_length of an SPS unit shall not exceed {MAX_UNIT_BYTES_NO_SPS}")
         unit = Unit(ut, uh.unit_layer_id, uh.unit_temporal_id_plus1 - 1, None, body[2:], pos, index)
         struct = PAYLOAD_STRUCTURES.get(ut)
-        if parse and struct is not None and ut not in skip_types:
+        if parse and struct is not None and (ut == UT_SPS or ut not in skip_types):   # later units need the SPS
             r = SyntaxReader(body[2:], trace, base_bitpos=base + 16, where=where)
             obj = Struct()
             if uh.unit_layer_id != 0 and ut not in LAYERED_UNIT_TYPES:
@@ -183,12 +188,7 @@ def iter_units(data: bytes, trace: Trace | None = None, *, parse: bool = True,
                 struct(r, obj)
                 sps = obj
             else:
-                if sps is None:
-                    raise BitstreamError(f"{UNIT_TYPE_NAMES[ut]} unit before the first SPS unit",
-                                         structure="unit_header", element="unit_type", bitpos=base + 1,
-                                         clause="5.3", shall="The first unit of a bitstream shall be an SPS unit",
-                                         where=where)
-                struct(r, obj, sps)
+                struct(r, obj, sps)   # an SPS precedes: the first unit is one (checked above)
             if r.bits_left() != 0:
                 raise BitstreamError(
                     f"{r.bits_left() // 8} bytes left in the unit after the end of its syntax structure",

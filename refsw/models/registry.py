@@ -2,7 +2,7 @@
 
 Model id 0 is reserved.  Each entry gives the config, the class, the
 packaged weight file (relative to ``refsw/data/models``) and the SHA-256 of
-the normative integer data derived from it (``<weights>_int.npz``, 10.1): the
+the normative integer data derived from it (``<weights>_int.npz``, 10.6): the
 decoder refuses other data.  After converting new weights, record the hashes:
 
     python -m refsw.models.record_hashes
@@ -29,7 +29,7 @@ class ModelEntry:
     weights: str  # file name in MODELS_DIR
     #: sps_operating_point_set_id values the model data defines (10.1)
     operating_point_sets: frozenset = frozenset({0})
-    #: SHA-256 of the integer data file (10.1); None only for test registrations
+    #: SHA-256 of the integer data file (10.6); None only for test registrations
     int_sha256: str | None = None
 
     @property
@@ -48,13 +48,13 @@ REGISTRY = {
 
 
 def check_int_data(path: str, sha256: str | None, what: str) -> None:
-    """ValueError unless the file at ``path`` is the registered integer data (10.1)."""
+    """ValueError unless the file at ``path`` is the registered integer data (10.6)."""
     if sha256 is None or not os.path.exists(path):
         return   # missing files are reported by the loader, naming the syntax element
     got = file_sha256(path)
     if got != sha256:
         raise ValueError(f"{path}: SHA-256 {got[:16]}... is not the registered integer data of {what} "
-                         f"({sha256[:16]}..., refsw/models/registry.py, clause 10.1); the file is damaged or "
+                         f"({sha256[:16]}..., refsw/models/registry.py, clause 10.6); the file is damaged or "
                          f"was converted anew: restore it (git checkout) or, when releasing new weights, "
                          f"run python -m refsw.models.record_hashes")
 
@@ -94,7 +94,7 @@ class TaskBranchEntry:
     name: str
     num_layers: int
     weights: str           # float weights in MODELS_DIR; integer data: <weights>_int.npz
-    int_sha256: str | None = None   # SHA-256 of the integer data (10.1, 10.8)
+    int_sha256: str | None = None   # SHA-256 of the integer data (10.6, 10.8)
 
     @property
     def weights_path(self) -> str:

@@ -181,7 +181,8 @@ class CropSampler:
 
 
 # ---------------------------------------------------------------- model card
-def write_card(path, model, args, step, train_seconds, rows, base_rows, train_files, dev_files, latent=None):
+def write_card(path, model, args, step, train_seconds, rows, base_rows, train_files, dev_files, latent=None,
+               skipped=()):
     cfg = model.cfg
     man = {}
     mp = os.path.join(args.data, "MANIFEST.json")
@@ -215,7 +216,7 @@ def write_card(path, model, args, step, train_seconds, rows, base_rows, train_fi
     L.append(f"{len(train_files)} images from `shared/datasets/train` (not in the repository); "
              "source package / path from its MANIFEST.json; sha256 of the file as read."
              + (f" Not used in the last run, smaller than its {args.crop}x{args.crop} crops: "
-                + ", ".join(getattr(args, "_skipped", [])) + "." if getattr(args, "_skipped", None) else "")
+                + ", ".join(os.path.basename(f) for f in skipped) + "." if skipped else "")
              + "\n")
     L.append("| file | source package | source path | sha256 |")
     L.append("|---|---|---|---|")
@@ -446,9 +447,8 @@ def main(argv=None):
             log("dev base-only " + " ".join(f"q{r['q']:g}:{r['psnr']:.2f}dB" for r in base_rows))
         log_latent_use(latent)
         args._final = final
-        args._skipped = [os.path.basename(f) for f in sampler.skipped]
         write_card(args.card, model, args, step, train_seconds, rows, base_rows, sampler.files, dev_files,
-                   latent)
+                   latent, skipped=sampler.skipped)
         log(f"exported {args.export} (step {step})")
         model.train()
 

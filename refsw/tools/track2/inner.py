@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -218,7 +219,7 @@ _PIX_FMT = {8: "yuv420p", 10: "yuv420p10le", 12: "yuv420p12le"}
 _STREAM_FMT = re.compile(r"^\s*Stream #0:0\S*: Video: \w+[^,]*, (\w+)")
 #: one output picture as the showinfo filter logs it: "... n:   0 pts: ... fmt:yuv420p ... s:64x64 ..."
 #: (n restarts when the filter is reconfigured for a new size: pictures are counted here)
-_PICTURE_INFO = re.compile(r"\] n:\s*(\d+) .*\bfmt:(\w+) .*\bs:(\d+)x(\d+) ")
+_PICTURE_INFO = re.compile(r"\] n:\s*\d+ .*\bfmt:(\w+) .*\bs:(\d+)x(\d+) ")
 #: bound on the inner decoder's log kept in memory (one showinfo line per picture is ~300 bytes)
 _MAX_LOG_BYTES = 1 << 22
 
@@ -227,7 +228,6 @@ def _run_bounded(cmd, data: bytes, max_out: int, timeout: float = 600):
     """Run ``cmd`` with ``data`` on stdin; (returncode, stdout, stderr, note).  Reading
     stops, and the process is killed, once stdout exceeds ``max_out`` bytes (note
     "output"), stderr exceeds _MAX_LOG_BYTES ("log") or ``timeout`` s pass ("timeout")."""
-    import threading
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as e:
@@ -325,7 +325,7 @@ def decode(codec_idc: int, data: bytes, width: int, height: int, inner_depth: in
         raise fail(f"the {name.upper()} inner bitstream is {fmt or 'of unknown format'}; the RESTORATION unit "
                    f"signals 4:2:0 at InnerBitDepth {inner_depth} ({_PIX_FMT.get(inner_depth)})")
     for n, m in enumerate(filter(None, map(_PICTURE_INFO.search, log))):
-        pfmt, pw, ph = m.group(2), int(m.group(3)), int(m.group(4))
+        pfmt, pw, ph = m.group(1), int(m.group(2)), int(m.group(3))
         if (pfmt, pw, ph) != (_PIX_FMT.get(inner_depth), width, height):
             raise fail(f"inner picture {n} of the {name.upper()} inner bitstream is {pw}x{ph} {pfmt}, expected "
                        f"{width}x{height} {_PIX_FMT.get(inner_depth)} (CodedWidth x CodedHeight, InnerBitDepth)")
