@@ -1,48 +1,49 @@
-"""Decode time of a 768x512 picture with the two float64 executions of the
-integer layers (clause 10.2 NOTE): the k*k tap products of
-``refsw.nn.intnet.conv2d_taps`` (the decoder's path) and ``torch.conv2d``.
+"""Time of the synthesis g_s of a 768x512 picture in the two executions of the
+integer layers (clause 10.2): numpy (the CPU decoder:
+``refsw.decoder.intnet.conv2d_taps``, one matrix product per kernel row) and
+torch (``refsw.decoder.intnet_torch``, the form a GPU decoder runs; timed here
+on the CPU).  Both give the same integers, checked on every run.
 
     .venv/bin/python benchmarks/conv_paths.py [--rounds 2] [--threads 1,2]
-
-Both paths give the same integers; the picture hash is checked on every decode.
 """
 import argparse
 import os
 import sys
+import time
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import intra  # noqa: E402
-from refsw.nn import intnet  # noqa: E402
-
-
-def conv2d_acc(x, L, path, cache, shuffle=0):
-    """The previous execution: torch.conv2d in float64 (int64 for the int64 path)."""
-    w, b = intnet._weights(L, path, x.device, cache)
-    if shuffle:
-        x = F.pixel_shuffle(x, shuffle)
-    dt = torch.float64 if path == "float64" else torch.int64
-    return F.conv2d(x.to(dt), w, b, padding=L.weight.shape[2] // 2)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from refsw.decoder import intnet, intnet_torch  # noqa: E402
+from refsw.decoder.learned_intra import int_model  # noqa: E402
+from refsw.threads import set_threads  # noqa: E402
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--model-id", type=int, default=1)
     a = ap.parse_args(argv)
-    taps = intnet._conv_acc
-    try:
-        for r in range(a.rounds):
-            for n in (int(v) for v in a.threads.split(",")):
-                torch.set_num_threads(n)
-                for name, fn in (("taps", taps), ("conv2d", conv2d_acc)):
-                    intnet._conv_acc = fn
-                    t, bpp = intra.decode_time_768x512(reps=5)
-                    print(f"round {r} threads {n} {name:7s} {t:.3f} s ({bpp:.4f} bpp)", flush=True)
-    finally:
-        intnet._conv_acc = taps
+    m = int_model(a.model_id)
+    rng = np.random.default_rng(0)
+    y = rng.integers(-3, 4, (1, m.M, 512 // m.stride, 768 // m.stride)).astype(np.int64)
+    x = intnet.requant(y, m.gd_mult[40], None, m.gd_shift, -(1 << 15), (1 << 15) - 1)
+    for r in range(a.rounds):
+        for n in (int(v) for v in a.threads.split(",")):
+            set_threads(n)
+            torch.set_num_threads(n)
+            t0 = time.perf_counter()
+            ref = intnet.run(m.gs, x, "float64", cache={})
+            t1 = time.perf_counter()
+            got = intnet_torch.run(m.gs, torch.from_numpy(x), "float64", cache={}).numpy()
+            t2 = time.perf_counter()
+            same = np.array_equal(ref, got)
+            print(f"round {r} threads {n}: numpy {t1 - t0:.3f} s, torch {t2 - t1:.3f} s, identical {same}",
+                  flush=True)
+            if not same:
+                return 1
     return 0
 
 

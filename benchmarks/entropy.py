@@ -1,4 +1,4 @@
-"""Throughput and size overhead of the multi-lane rANS coder (refsw.entropy).
+"""Throughput and size overhead of the multi-lane rANS coder (refsw.decoder.entropy).
 
 Usage::
 
@@ -44,7 +44,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from refsw.entropy import (container, decode, encode, gaussian_scale_index,  # noqa: E402
+from refsw.decoder.entropy import (container, decode, encode, gaussian_scale_index,  # noqa: E402
                            gaussian_scales, gaussian_tables)
 
 PROFILES = {
@@ -130,7 +130,7 @@ def bench_ours(sym, idx, tables, repeats, lanes):
     te, data = best_time(lambda: encode(sym, idx, tables, num_lanes=lanes), repeats, "enc")
     td, out = best_time(lambda: decode(data, idx, tables), repeats, "dec")
     if not np.array_equal(out, sym):
-        raise SystemExit("refsw.entropy round trip FAILED")
+        raise SystemExit("refsw.decoder.entropy round trip FAILED")
     return te, td, data
 
 
@@ -187,7 +187,7 @@ def fmt(x, nd=1):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="refsw.entropy benchmark")
+    ap = argparse.ArgumentParser(description="refsw.decoder.entropy benchmark")
     ap.add_argument("--quick", action="store_true", help="1e5 and 1e6, reference profile")
     ap.add_argument("--lanes", type=int, default=None, help="force the lane count")
     ap.add_argument("--no-compare", action="store_true", help="skip constriction/CompressAI")

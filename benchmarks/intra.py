@@ -30,7 +30,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from refsw import tools  # noqa: E402,F401
+import refsw.encoder  # noqa: E402,F401  (registers the coding modes)
 from refsw.cfg import parse  # noqa: E402
 from refsw.ctc.bd import bd_rate  # noqa: E402
 from refsw.decoder import Decoder  # noqa: E402
@@ -96,7 +96,7 @@ def refsw_points(name, pic, qualities, refine=0, search_schedule=None):
 def float_points(name, pic, qualities):
     """The float model (no integerisation, continuous scales): estimated rate."""
     from refsw.models.intra import pad_to_multiple
-    from refsw.tools.learned_intra import float_model
+    from refsw.encoder.learned_intra import float_model
     m = float_model(1)
     x = torch.from_numpy(np.stack(pic.planes).astype(np.float32) / 255.0)[None]
     H, W = x.shape[-2:]

@@ -5,7 +5,7 @@
         [--qualities 0,7,...,63] [--iters 40]
 
 Both schedules code the same pictures with the real encoder (CodingMode learned,
-LatentRefine ITERS, refsw/tools/latent_rdo.py); every stream is decoded by the
+LatentRefine ITERS, refsw/encoder/latent_rdo.py); every stream is decoded by the
 integer decoder with its picture hash checked.  Per picture it prints bpp and RGB
 PSNR at each quality, then the BD-rate (RGB PSNR, pchip, as the CTC) and BD-PSNR of
 the candidate against the reference, and their mean over the pictures.  A
@@ -30,11 +30,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from refsw import tools  # noqa: E402,F401
+import refsw.encoder  # noqa: E402,F401  (registers the coding modes)
 from refsw.ctc.bd import BDError, bd_quality, bd_rate  # noqa: E402
-from refsw.ctc.testsets import _crop as crop  # noqa: E402
+from refsw.ctc.testsets import crop_picture as crop  # noqa: E402
 from refsw.picture import Picture  # noqa: E402
-from refsw.tools.latent_rdo import SearchSchedule  # noqa: E402
+from refsw.encoder.latent_rdo import SearchSchedule  # noqa: E402
 
 from intra import QUALITIES, load_images, refsw_points  # noqa: E402
 

@@ -72,7 +72,7 @@ def mtcnn_kmac_per_pixel(pictures) -> list[float]:
 def refsw_kmac() -> dict:
     from refsw.models.registry import build_model
     from refsw.models.task_face import FaceHead, FaceHeadConfig
-    from refsw.tools.task_branch import int_branch
+    from refsw.decoder.task_branch import int_branch
     k = build_model(1).decoder_kmac_per_pixel()
     k["branch"] = FaceHead(FaceHeadConfig.from_dict(int_branch(1, "face").cfg)).kmac_per_pixel()
     return k

@@ -34,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from refsw import cfg as cfgmod  # noqa: E402
-from refsw import tools  # noqa: E402,F401
+import refsw.encoder  # noqa: E402,F401  (registers the coding modes)
 from refsw.content import default_video_path  # noqa: E402
 from refsw.decoder import Decoder  # noqa: E402
 from refsw.encoder import Encoder, pad_picture  # noqa: E402
@@ -43,7 +43,8 @@ from refsw.options import ENCODER_OPTIONS  # noqa: E402
 from refsw.picture import Picture, open_input  # noqa: E402
 from refsw import tasks  # noqa: E402
 from refsw.tasks.evaluate import average_precision, detections_as_tuples, ground_truth, map_50_95  # noqa: E402
-from refsw.tools.track2 import inner  # noqa: E402
+from refsw.decoder.track2 import inner as dec_inner  # noqa: E402
+from refsw.encoder.track2 import inner  # noqa: E402
 
 GT_SCORE = 0.9
 DET_SCORE = 0.7
@@ -100,7 +101,7 @@ def run_anchor(c, pics, qp, gt, net, fps):
     t0 = time.perf_counter()
     s = inner.encode(codec, [p.planes for p in padded], W, H, depth, inner.inner_bit_depth(codec, depth), st)
     t1 = time.perf_counter()
-    dec = inner.decode(codec, s.data, W, H, inner.inner_bit_depth(codec, depth), len(pics))
+    dec = dec_inner.decode(codec, s.data, W, H, inner.inner_bit_depth(codec, depth), len(pics))
     t2 = time.perf_counter()
     out = [Picture([pl[:p.shape[0], :p.shape[1]] for pl, p in zip(planes, pic.planes)], "420", depth)
            for planes, pic in zip(dec, pics)]

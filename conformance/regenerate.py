@@ -22,7 +22,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from refsw import tools  # noqa: E402,F401
+import refsw.encoder  # noqa: E402,F401  (registers the coding modes)
 from refsw.cfg import parse  # noqa: E402
 from refsw.conformance import decode_internal, trace_of  # noqa: E402
 from refsw.encoder import Encoder  # noqa: E402
@@ -354,7 +354,7 @@ def build(dest):
         })
         if sps.get("sps_num_task_branches"):
             from refsw.conformance import decode_task
-            from refsw.models.registry import TASK_BRANCHES
+            from refsw.decoder.model_data import TASK_BRANCH_DATA as TASK_BRANCHES
             names = {e.branch_id: e.name for (mid, _), e in TASK_BRANCHES.items() if mid == sps.sps_model_id}
             manifest["streams"][-1]["task_sha256"] = {
                 names[b]: decode_task(data, names[b]) for b in sps.sps_task_branch_id}

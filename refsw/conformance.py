@@ -100,7 +100,6 @@ def trace_of(data: bytes) -> str:
 
 def decode_internal(data: bytes, *, threads: int = 0, reference: bool = False, max_layer=None):
     """Decode with refsw; returns per-picture lists of component MD5 hex digests."""
-    from . import tools  # noqa: F401
     from .decoder import Decoder
     from .threads import set_threads
     set_threads(threads)
@@ -111,7 +110,6 @@ def decode_internal(data: bytes, *, threads: int = 0, reference: bool = False, m
 
 def decode_task(data: bytes, task: str, *, threads: int = 0, reference: bool = False) -> str:
     """SHA-256 of the canonical task-branch output (10.8.3) over the pictures."""
-    from . import tools  # noqa: F401
     from .decoder import Decoder
     from .threads import set_threads
     set_threads(threads)
@@ -163,9 +161,9 @@ def decode_external(cmd: str, path: str, fmt: dict, timeout: float):
 
 def spec_elements() -> dict[str, str]:
     """Every syntax element of the spec -> its descriptor kind ('flag' or other)."""
-    from syntax.render import _structures
+    from syntax.render import structures
     elements = {}
-    for name, fn in _structures().items():
+    for name, fn in structures().items():
         src = textwrap.dedent(inspect.getsource(inspect.unwrap(fn)))
         for node in ast.walk(ast.parse(src)):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \

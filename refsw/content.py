@@ -24,6 +24,21 @@ class ContentError(RuntimeError):
     pass
 
 
+def wheel_file(distribution: str, path: str):
+    """A file installed by a distribution (read without importing it): a Path;
+    ContentError when the distribution or the file is missing."""
+    from importlib import metadata
+    from pathlib import Path
+    try:
+        dist = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        raise ContentError(f"the {distribution!r} package is not installed: pip install {distribution}") from None
+    p = Path(dist.locate_file(path))
+    if not p.is_file():
+        raise ContentError(f"{distribution} {dist.version} has no file {path}")
+    return p
+
+
 def default_image_path() -> str:
     return str(resources.files("refsw") / "data" / "content" / DEFAULT_IMAGE)
 
@@ -45,8 +60,7 @@ def carphone_y4m(frames: int, samples_sha256: str, name: str) -> str:
     out = os.path.join(cache_dir(), "content", name)
     if os.path.exists(out):
         return out
-    from .ctc.ffmpeg import find_ffmpeg
-    from .ctc.testsets import wheel_file
+    from .ffmpeg import find_ffmpeg
     from .picture import Y4mWriter, YuvReader
     try:
         src = str(wheel_file(*DEFAULT_VIDEO_SOURCE))

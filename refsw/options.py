@@ -36,7 +36,7 @@ ENCODER_OPTIONS = OptionTable([
     Option("TargetBpp", float, 0.0, "target bits per pixel; > 0 searches the quality index",
            range=(0, 64), group=G_RATE),
     Option("LatentRefine", int, 0, "encoder-side RD optimisation of the latents: number of iterations "
-           "(0: off; non-normative, refsw/tools/latent_rdo.py)", range=(0, 10000), group=G_RATE),
+           "(0: off; non-normative, refsw/encoder/latent_rdo.py)", range=(0, 10000), group=G_RATE),
     Option("InnerCodec", str, "hevc", "inner codec of the Machine Video profile",
            choices=("hevc", "vvc"), group=G_STRUCT),
     Option("IntraPeriod", int, 1, "intra period of the inner codec (1: all intra, 0: only the first)",
@@ -99,7 +99,8 @@ DECODER_OPTIONS = OptionTable([
            range=(-1, 62), group=G_MISC),
     Option("TraceFile", str, "", "write the syntax element trace", group=G_MISC),
     Option("Threads", int, 0, "threads for the transforms (0: library default)", range=(0, 256), group=G_MISC),
-    Option("Device", str, "cpu", "torch device for the transforms", group=G_MISC),
+    Option("Device", str, "cpu", "cpu: integer networks in numpy; a torch device (e.g. cuda) runs them in torch "
+           "(imported only then); the output is identical", group=G_MISC),
     Option("Task", str, "", "decode the output of this task branch (name or id, e.g. face) instead of "
            "pictures; -o then receives JSON (10.8)", group=G_MISC),
 ])

@@ -407,7 +407,9 @@ def write_png(path, pic: Picture) -> None:
             info = PngImagePlugin.PngInfo()
             info.add(b"sBIT", bytes([pic.bit_depth]))
     try:
-        im.save(path, format="PNG", pnginfo=info) if info else im.save(path, format="PNG")
+        # zlib level 1: the samples are lossless at any level; level 6 (Pillow's default)
+        # took 0.15 s of a 0.9 s decode of a 768x512 picture for 2-4 % smaller files
+        im.save(path, format="PNG", compress_level=1, **({"pnginfo": info} if info else {}))
     except OSError as e:
         raise PictureError(f"cannot write PNG: {e}", path=path) from e
 

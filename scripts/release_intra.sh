@@ -11,7 +11,7 @@
 #   2. gate: BD-rate of the remapped candidate against the shipped weights on the
 #      held-out pictures must be < 0 (benchmarks/compare_weights.py, exit 3 otherwise);
 #   3. ship float weights + card, convert the integer decoder data (calibrated on TRAIN)
-#      and record its SHA-256 in refsw/models/registry.py;
+#      and record its SHA-256 in refsw/decoder/model_data.py;
 #   4. fine-tune the face branch from the shipped branch on the new base latent, keep
 #      whichever of the two has the higher mean AP@0.5 on the eval split with the new
 #      codec (needs out/face_data/{train,eval}.npz, see refsw.tasks.face_data), and convert

@@ -239,20 +239,13 @@ def render_structure(fn) -> str:
     return out
 
 
-def _structures():
+def structures():
     from . import hls, units
     out = {}
     for mod in (units, hls):
         for name, obj in vars(mod).items():
             if getattr(obj, "is_syntax_structure", False):
                 out[name] = obj
-    try:
-        from refsw import syntax_ext  # noqa: F401  (structures added by tools)
-        for name, obj in vars(syntax_ext).items():
-            if getattr(obj, "is_syntax_structure", False):
-                out[name] = obj
-    except ImportError:
-        pass
     return out
 
 
@@ -288,7 +281,7 @@ def render_table(name: str) -> str:
 
 
 def render_page(text: str) -> str:
-    structs = _structures()
+    structs = structures()
 
     def sub(m):
         name = m.group(2)

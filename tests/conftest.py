@@ -9,7 +9,9 @@ from refsw.models import registry
 from refsw.models.io import export_npz
 from refsw.nn import convert
 from refsw.picture import Picture
-import refsw.tools.learned_intra as li
+import refsw.decoder.learned_intra as li
+import refsw.encoder.learned_intra as eli
+from refsw.decoder import model_data
 
 
 @contextlib.contextmanager
@@ -19,16 +21,17 @@ def random_codec(d):
     m = registry.build_model(1)
     export_npz(m, str(d / "m.npz"))
     np.savez(d / "m_int.npz", **convert.integerize(m, [torch.rand(1, 3, 64, 64)], qualities=[0, 63]))
-    old = registry.REGISTRY[1]
-    registry.REGISTRY[1] = replace(old, weights=str(d / "m.npz"), int_sha256=None)
+    old, old_data = registry.REGISTRY[1], model_data.MODEL_DATA[1]
+    registry.REGISTRY[1] = replace(old, weights=str(d / "m.npz"))
+    model_data.MODEL_DATA[1] = replace(old_data, int_file=str(d / "m_int.npz"), int_sha256=None)
     li.int_model.cache_clear()
-    li.float_model.cache_clear()
+    eli.float_model.cache_clear()
     try:
         yield d / "m_int.npz"
     finally:
-        registry.REGISTRY[1] = old
+        registry.REGISTRY[1], model_data.MODEL_DATA[1] = old, old_data
         li.int_model.cache_clear()
-        li.float_model.cache_clear()
+        eli.float_model.cache_clear()
 
 
 def synthetic_rgb(w, h, seed=1):

@@ -236,7 +236,7 @@ def _yuv(w, h, seed):
 # --------------------------------------------------------------------------
 
 def _ffmpeg_with(enc):
-    from refsw.ctc.ffmpeg import FfmpegError, find_ffmpeg, has_encoder
+    from refsw.ffmpeg import FfmpegError, find_ffmpeg, has_encoder
     try:
         exe = find_ffmpeg()
     except FfmpegError:

@@ -9,10 +9,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refsw.entropy import (RansSubstreams, RansTables, container, decode, decode_substreams,
+from refsw.decoder.entropy import (RansSubstreams, RansTables, container, decode, decode_substreams,
                            default_num_lanes, encode, encode_substreams, gaussian_scale_index,
                            gaussian_scales, gaussian_tables, quantize_pmf)
-from refsw.entropy import build_tables, escape, rans, reference, tables as tables_mod
+from refsw.decoder.entropy import build_tables, escape, rans, reference, tables as tables_mod
 from syntax.errors import BitstreamError
 
 GT = gaussian_tables()
@@ -435,9 +435,9 @@ def test_property_arbitrary_bytes(data, n):
 def test_mean_offset_tables_rebuild_and_split():
     """9.3.2.1: the stored mean-offset set is what the procedure builds; 10.3
     step 4 splits quarter-sample means into (mu_r, f) as the hand-computed values."""
-    from refsw.entropy.build_tables import build_gaussian_tables
-    from refsw.entropy.tables import GAUSSIAN_P16_M4_TABLE_SHA256, gaussian_tables
-    from refsw.tools.learned_intra import split_mean
+    from refsw.decoder.entropy.build_tables import build_gaussian_tables
+    from refsw.decoder.entropy.tables import GAUSSIAN_P16_M4_TABLE_SHA256, gaussian_tables
+    from refsw.decoder.learned_intra import split_mean
     t = gaussian_tables(2)
     assert t.num_tables == 256 and t.checksum() == GAUSSIAN_P16_M4_TABLE_SHA256
     assert build_gaussian_tables(2).checksum() == GAUSSIAN_P16_M4_TABLE_SHA256

@@ -1,4 +1,4 @@
-"""Encoder-side latent RD optimisation (refsw/tools/latent_rdo.py, non-normative)."""
+"""Encoder-side latent RD optimisation (refsw/encoder/latent_rdo.py, non-normative)."""
 import math
 import os
 
@@ -12,8 +12,8 @@ from refsw.encoder import Encoder, pad_picture
 from refsw.picture import read_png
 from refsw.options import ENCODER_OPTIONS
 from refsw.picture import Picture
-from refsw.tools.latent_rdo import RdCost, refine_latents
-from refsw.tools.learned_intra import analyse, float_model
+from refsw.encoder.latent_rdo import RdCost, refine_latents
+from refsw.encoder.learned_intra import analyse, float_model
 
 
 def _crop(w=96, h=64):
@@ -67,7 +67,7 @@ def test_latent_refine_option_range():
 
 
 def test_search_step_grows_above_the_knee():
-    from refsw.tools.latent_rdo import SHIPPED as S
+    from refsw.encoder.latent_rdo import SHIPPED as S
     assert S.step(0) == S.step(S.lr_knee) == S.lr
     assert S.step(S.lr_top_q) == S.step(63) == S.lr_top
     s = [S.step(q) for q in range(S.lr_knee, S.lr_top_q + 1)]
@@ -77,7 +77,7 @@ def test_search_step_grows_above_the_knee():
 
 def test_search_schedule_parse_and_errors():
     import pytest
-    from refsw.tools.latent_rdo import SHIPPED, SearchSchedule
+    from refsw.encoder.latent_rdo import SHIPPED, SearchSchedule
     s = SearchSchedule.parse("lr=0.025, lr_knee=28")
     assert (s.lr, s.lr_knee, s.lr_top, s.lr_top_q) == (0.025, 28, SHIPPED.lr_top, SHIPPED.lr_top_q)
     assert SearchSchedule.parse(s.describe()) == s
@@ -92,7 +92,7 @@ def test_search_schedule_parse_and_errors():
 
 
 def test_encoder_takes_a_search_schedule():
-    from refsw.tools.latent_rdo import SHIPPED, SearchSchedule
+    from refsw.encoder.latent_rdo import SHIPPED, SearchSchedule
     pic = _crop(70, 45)
     c, _ = parse(["--CodingMode", "learned", "-q", "40", "--LatentRefine", "4"], ENCODER_OPTIONS)
     shipped = Encoder(c).encode([pic])
@@ -103,7 +103,7 @@ def test_encoder_takes_a_search_schedule():
 
 
 def test_soft_rounding_anneals_to_round():
-    from refsw.tools import latent_rdo as L
+    from refsw.encoder import latent_rdo as L
     y = torch.tensor([-2.7, -1.52, -0.2, 0.0, 0.3, 0.49, 0.51, 1.9, 3.2])
     hard = L.soft_round(y, 1e-3)
     assert torch.allclose(hard, torch.round(y), atol=1e-3)

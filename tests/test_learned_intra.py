@@ -12,7 +12,8 @@ import torch
 from refsw.cfg import parse
 from refsw.decoder import Decoder
 from refsw.encoder import Encoder
-from refsw.nn.intnet import IntLayer, IntNetError, check_bounds, conv2d_taps, from_npz, run, to_npz_dict
+from refsw.decoder import intnet_torch
+from refsw.decoder.intnet import IntLayer, IntNetError, check_bounds, conv2d_taps, from_npz, run, to_npz_dict
 from refsw.options import ENCODER_OPTIONS
 from refsw.picture import Picture
 from syntax.errors import BitstreamError
@@ -111,10 +112,12 @@ def test_float64_equals_int64_on_random_layers():
               IntLayer(rng.integers(-8191, 8192, (3, 2, 3, 3)), rng.integers(-1000, 1000, 3),
                        rng.integers(1 << 18, 1 << 19, 3), 22, 0, 255, 0, "b")]
     check_bounds(layers, 32767)
-    x = torch.from_numpy(rng.integers(-32768, 32767, (1, 5, 9, 11)))
+    x = rng.integers(-32768, 32767, (1, 5, 9, 11))
     a = run(layers, x, "float64")
     b = run(layers, x, "int64")
-    assert torch.equal(a, b)
+    assert a.dtype == np.int64 and np.array_equal(a, b)
+    # the torch form (a GPU decoder's; here on the CPU) gives the same integers
+    assert np.array_equal(intnet_torch.run(layers, torch.from_numpy(x), "float64").numpy(), a)
 
 
 @pytest.mark.parametrize("k,shuffle,n", [(1, 0, 1), (3, 0, 2), (3, 2, 1), (5, 2, 2), (5, 0, 1)])
@@ -129,9 +132,13 @@ def test_tap_convolution_equals_int64_convolution(k, shuffle, n):
         torch.nn.functional.pixel_shuffle(torch.from_numpy(x), shuffle) if shuffle else torch.from_numpy(x),
         torch.from_numpy(wt), torch.from_numpy(bias), padding=k // 2)
     assert ref.abs().max() > 1 << 46
-    taps = torch.from_numpy(wt.transpose(2, 3, 0, 1).reshape(k * k, cout, cin).astype(np.float64))
-    got = conv2d_taps(torch.from_numpy(x).double(), taps, torch.from_numpy(bias).double(), shuffle)
-    assert got.shape == ref.shape and torch.equal(got.to(torch.int64), ref)
+    taps = wt.transpose(2, 3, 0, 1).reshape(k * k, cout, cin)
+    got = conv2d_taps(x.astype(np.float64), taps.astype(np.float64), bias.astype(np.float64), shuffle)
+    assert got.shape == tuple(ref.shape) and np.array_equal(got.astype(np.int64), ref.numpy())
+    assert np.array_equal(conv2d_taps(x, taps, bias, shuffle), ref.numpy())     # the int64 path
+    got_t = intnet_torch.conv2d_taps(torch.from_numpy(x).double(), torch.from_numpy(taps).double(),
+                                     torch.from_numpy(bias).double(), shuffle)
+    assert torch.equal(got_t.to(torch.int64), ref)
 
 
 def test_shuffle_chain_float64_equals_int64():
@@ -143,10 +150,11 @@ def test_shuffle_chain_float64_equals_int64():
                        rng.integers(1 << 18, 1 << 19, 8), 24, -300, 32767, 2, "b"),
               IntLayer(rng.integers(-8191, 8192, (4, 2, 3, 3)), rng.integers(-1000, 1000, 4),
                        rng.integers(1 << 18, 1 << 19, 4), 22, 0, 255, 2, "c")]
-    x = torch.from_numpy(rng.integers(-32768, 32767, (2, 3, 5, 6)))
+    x = rng.integers(-32768, 32767, (2, 3, 5, 6))
     a = run(layers, x, "float64")
     assert a.shape == (2, 1, 40, 48)
-    assert torch.equal(a, run(layers, x, "int64"))
+    assert np.array_equal(a, run(layers, x, "int64"))
+    assert np.array_equal(intnet_torch.run(layers, torch.from_numpy(x), "int64").numpy(), a)
 
 
 def test_even_kernel_refused_at_load():
@@ -246,7 +254,7 @@ def test_ycbcr420_input_roundtrip(random_model):
 
 
 def test_unreadable_or_incomplete_integer_data_names_the_file(tmp_path):
-    from refsw.tools.learned_intra import IntModel
+    from refsw.decoder.learned_intra import IntModel
     bad = tmp_path / "m_int.npz"
     bad.write_bytes(b"PK\x03\x04" + b"\0" * 40)
     with pytest.raises(ValueError, match=f"{bad}: not a readable .npz file"):
@@ -325,7 +333,7 @@ def _set_bits(data, pos, n, value):
 
 def test_requantisation_bounds_outside_the_layers_checked_at_load(tmp_path):
     """10.1: the Requant products of ZD, GD, MU and LS/LSA are bounded at load."""
-    from refsw.tools.learned_intra import IntModel
+    from refsw.decoder.learned_intra import IntModel
     with random_codec(tmp_path) as path:
         z = dict(np.load(path))
         IntModel(str(path), 1)

@@ -41,44 +41,44 @@ def test_integer_data_hashes(tmp_path):
     before they are read, and record_hashes rewrites the registered values."""
     from dataclasses import replace
     import shutil
-    import refsw.tools.learned_intra as li
-    import refsw.tools.task_branch as tb
-    entries = list(registry.REGISTRY.values()) + list(registry.TASK_BRANCHES.values())
+    import refsw.decoder.learned_intra as li
+    import refsw.decoder.task_branch as tb
+    from refsw.decoder import model_data as md
+    entries = list(md.MODEL_DATA.values()) + list(md.TASK_BRANCH_DATA.values())
     for e in entries:
-        assert registry.file_sha256(e.int_path) == e.int_sha256, e.int_path
-    e = registry.get_entry(1)
-    for name in (e.weights, e.weights.replace(".npz", "_int.npz")):
-        shutil.copy(os.path.join(registry.MODELS_DIR, name), tmp_path / name)
+        assert md.file_sha256(e.int_path) == e.int_sha256, e.int_path
+    e = md.model_data(1)
+    shutil.copy(e.int_path, tmp_path / e.int_file)
     data = bytearray((tmp_path / "intra_v1_int.npz").read_bytes())
     data[-100] ^= 1
     (tmp_path / "intra_v1_int.npz").write_bytes(bytes(data))
-    old = registry.REGISTRY[1]
-    registry.REGISTRY[1] = replace(old, weights=str(tmp_path / e.weights))
+    old = md.MODEL_DATA[1]
+    md.MODEL_DATA[1] = replace(old, int_file=str(tmp_path / e.int_file))
     li.int_model.cache_clear()
     try:
         with pytest.raises(ValueError, match=r"intra_v1_int.npz: SHA-256 .* not the registered integer data "
                                              r"of sps_model_id 1"):
             li.int_model(1)
     finally:
-        registry.REGISTRY[1] = old
+        md.MODEL_DATA[1] = old
         li.int_model.cache_clear()
     tb.int_branch.cache_clear()
-    old_b = registry.TASK_BRANCHES[(1, 1)]
-    registry.TASK_BRANCHES[(1, 1)] = replace(old_b, int_sha256="0" * 64)
+    old_b = md.TASK_BRANCH_DATA[(1, 1)]
+    md.TASK_BRANCH_DATA[(1, 1)] = replace(old_b, int_sha256="0" * 64)
     try:
         with pytest.raises(ValueError, match="task branch face of sps_model_id 1"):
             tb.int_branch(1, "face")
     finally:
-        registry.TASK_BRANCHES[(1, 1)] = old_b
+        md.TASK_BRANCH_DATA[(1, 1)] = old_b
         tb.int_branch.cache_clear()
-    # record_hashes on a copy of the registry source whose literals are stale
-    src = open(registry.__file__, encoding="utf-8").read()
+    # record_hashes on a copy of the model-data source whose literals are stale
+    src = open(md.__file__, encoding="utf-8").read()
     stale = src
     for x in entries:
         stale = stale.replace(x.int_sha256, "f" * 64)
-    (tmp_path / "registry.py").write_text(stale, encoding="utf-8")
-    done = registry.record_hashes(str(tmp_path / "registry.py"))
-    assert (tmp_path / "registry.py").read_text(encoding="utf-8") == src
+    (tmp_path / "model_data.py").write_text(stale, encoding="utf-8")
+    done = md.record_hashes(str(tmp_path / "model_data.py"))
+    assert (tmp_path / "model_data.py").read_text(encoding="utf-8") == src
     assert sorted(done) == sorted((os.path.basename(x.int_path), x.int_sha256) for x in entries)
 
 

@@ -5,7 +5,7 @@ import torch
 
 from refsw.models.intra import ClippedReLU, IntraCodec, IntraConfig
 from refsw.nn.convert import ACT_MAX, calibrate, integerize
-from refsw.tools.learned_intra import IntModel
+from refsw.decoder.learned_intra import IntModel
 from refsw.train.qat import FakeQuant, synthesis_gap
 
 
@@ -35,7 +35,7 @@ def test_fake_quantised_synthesis_is_the_integer_synthesis(small, tmp_path):
     assert float(y_hat.detach().abs().max()) > 0
     with torch.no_grad():
         xf = torch.round(m.synthesize(y_hat, gD).clamp(0, 1) * 255)
-    xi = im.synthesis(y_hat.to(torch.int64), q).double()
+    xi = torch.from_numpy(im.synthesis(y_hat.to(torch.int64).numpy(), q)).double()
     fq = FakeQuant(m, s_gin, s_hin).attach()
     acts = []
     hooks = [r.register_forward_hook(lambda mod, i, o: acts.append(o.detach()))

@@ -21,7 +21,8 @@ from refsw.threads import set_threads
 from syntax import hls
 from syntax.errors import BitstreamError
 from syntax.rw import Struct
-import refsw.tools.task_branch as tb
+import refsw.decoder.task_branch as tb
+from refsw.decoder import model_data
 from conftest import random_codec, synthetic_rgb
 
 
@@ -35,11 +36,11 @@ def random_models(tmp_path_factory):
             head.t_s[-1].bias[0] = 2.0          # many candidates: exercises ordering and NMS
         save_branch(head, str(d / "b.npz"))
         np.savez(d / "b_int.npz", **convert.integerize_branch(head, str(codec_int)))
-        old = registry.TASK_BRANCHES[(1, 1)]
-        registry.TASK_BRANCHES[(1, 1)] = replace(old, weights=str(d / "b.npz"), int_sha256=None)
+        old = model_data.TASK_BRANCH_DATA[(1, 1)]
+        model_data.TASK_BRANCH_DATA[(1, 1)] = replace(old, int_file=str(d / "b_int.npz"), int_sha256=None)
         tb.int_branch.cache_clear()
         yield
-        registry.TASK_BRANCHES[(1, 1)] = old
+        model_data.TASK_BRANCH_DATA[(1, 1)] = old
         tb.int_branch.cache_clear()
 
 
@@ -156,7 +157,7 @@ def test_branch_layers_other_than_registered_are_bitstream_errors(random_models)
 
 def test_branch_of_another_codec_conversion_refused(random_models, tmp_path):
     """Integer branch data converted against another codec calibration is named, not used."""
-    from refsw.tools.learned_intra import int_model
+    from refsw.decoder.learned_intra import int_model
     br = tb.int_branch(1, "face")
     z = dict(np.load(br.entry.int_path, allow_pickle=False))
     br.check_codec(int_model(1))                               # the matching pair passes

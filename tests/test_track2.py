@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 
 from refsw import cfg as cfgmod
-from refsw import tasks, tools  # noqa: F401
+from refsw import tasks  # noqa: F401
+import refsw.encoder  # noqa: F401  (registers the coding modes)
 from refsw.decoder import Decoder
 from refsw.encoder import Encoder
 from refsw.options import ENCODER_OPTIONS
 from refsw.picture import Picture, picture_md5
 from refsw.tasks.evaluate import average_precision
-from refsw.tools.track2 import bitdepth, inner, postfilter, roi, spatial, temporal
+from refsw.decoder.track2 import bitdepth, postfilter, spatial, temporal
+from refsw.decoder.track2 import inner as dec_inner
+from refsw.encoder.track2 import inner, roi
 from syntax import hls
 from syntax.errors import BitstreamError
 from syntax.rw import Struct
@@ -455,23 +458,23 @@ def test_inner_picture_size_is_checked_not_rescaled():
     st = inner.Structure(intra_period=1, qp=30, preset="ultrafast")
     a = inner.encode(inner.HEVC, [_planes(64, 64, 1)], 64, 64, 8, 8, st).data
     b = inner.encode(inner.HEVC, [_planes(128, 32, 2)], 128, 32, 8, 8, st).data
-    assert len(inner.decode(inner.HEVC, a + a, 64, 64, 8, 2)) == 2
+    assert len(dec_inner.decode(inner.HEVC, a + a, 64, 64, 8, 2)) == 2
     with pytest.raises(BitstreamError, match=r"inner picture 1 of the HEVC inner bitstream is 128x32 yuv420p, "
                                              r"expected 64x64"):
-        inner.decode(inner.HEVC, a + b, 64, 64, 8, 2)
+        dec_inner.decode(inner.HEVC, a + b, 64, 64, 8, 2)
     with pytest.raises(BitstreamError, match="decodes to more than 1 pictures"):
-        inner.decode(inner.HEVC, a + a + a, 64, 64, 8, 1)
+        dec_inner.decode(inner.HEVC, a + a + a, 64, 64, 8, 1)
 
 
 def test_inner_decoder_output_is_bounded():
     """The inner decoder's output is read up to the size the SPS allows, then it is stopped."""
     big = [sys.executable, "-c", "import sys\nfor _ in range(64): sys.stdout.buffer.write(bytes(1 << 20))"]
-    rc, out, err, note = inner._run_bounded(big, b"", 3 << 20)
+    rc, out, err, note = dec_inner._run_bounded(big, b"", 3 << 20)
     assert note == "output" and len(out) <= 4 << 20
     slow = [sys.executable, "-c", "import time; time.sleep(30)"]
-    rc, out, err, note = inner._run_bounded(slow, b"", 1 << 20, timeout=1)
+    rc, out, err, note = dec_inner._run_bounded(slow, b"", 1 << 20, timeout=1)
     assert note == "timeout" and rc != 0
-    rc, out, err, note = inner._run_bounded([sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"],
+    rc, out, err, note = dec_inner._run_bounded([sys.executable, "-c", "import sys; print(sys.stdin.read()[::-1])"],
                                             b"abc", 100)
     assert (rc, out.strip(), note) == (0, b"cba", None)
 

@@ -10,7 +10,6 @@ from ..options import DECODER_OPTIONS, apply_aliases
 from ..picture import PictureError, open_input, write_output
 from ..metrics import psnr
 from . import run_app, trace_file
-from .. import tools  # noqa: F401  (registers the coding tools)
 
 PROG = "refsw-decode"
 

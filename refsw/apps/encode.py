@@ -10,7 +10,6 @@ from ..encoder import Encoder
 from ..options import ENCODER_OPTIONS, apply_aliases
 from ..picture import open_input, write_output
 from . import run_app, trace_file
-from .. import tools  # noqa: F401  (registers the coding tools)
 
 PROG = "refsw-encode"
 

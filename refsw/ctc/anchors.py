@@ -46,7 +46,7 @@ import numpy as np
 
 from ..picture import Picture, YuvReader, write_yuv
 from .colour import change_bit_depth, rgb_to_ycbcr
-from .ffmpeg import FfmpegError, ffmpeg_version, find_ffmpeg, has_encoder, run
+from ..ffmpeg import FfmpegError, ffmpeg_version, find_ffmpeg, has_encoder, run
 
 ANCHORS = ("hevc", "vvc", "jpeg")
 X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",

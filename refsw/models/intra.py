@@ -55,6 +55,11 @@ class IntraConfig:
     lambdas: tuple = (0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
     z_support: int = 127            # z coded in [-127, 127] (encoder clamps)
     z_cdf_precision: int = 16
+    # spatial context model (model 2): "none" or "checkerboard" (two passes, anchors
+    # (i + j) even first; non-anchor entropy parameters refined from the anchors)
+    context: str = "none"
+    ctx_channels: int = 0           # hidden units of the context network
+    ctx_base_channels: int = 0      # of which see base-layer anchors only (layered latent)
 
     def to_dict(self):
         d = asdict(self)
@@ -138,6 +143,25 @@ class ClippedReLU(nn.Module):
         return y
 
 
+class MaskedDecConv(DecConv):
+    """DecConv whose weights outside ``mask`` stay zero: zero at init and a zero
+    gradient there, so Adam never moves them (the stored weights are the true ones)."""
+
+    def __init__(self, cin, cout, mask: torch.Tensor, k=3):
+        super().__init__(cin, cout, k)
+        self.register_buffer("mask", mask.view(cout, cin, 1, 1).float(), persistent=False)
+        with torch.no_grad():
+            self.weight.mul_(self.mask)
+        self.weight.register_hook(lambda g: g * self.mask)
+
+
+def anchor_mask(h: int, w: int, device=None) -> torch.Tensor:
+    """(1, 1, h, w) checkerboard: 1 at anchor positions (i + j even), decoded first."""
+    i = torch.arange(h, device=device).view(h, 1)
+    j = torch.arange(w, device=device).view(1, w)
+    return (((i + j) % 2) == 0).float().view(1, 1, h, w)
+
+
 def run_mixed(seq: nn.Sequential, x: torch.Tensor, bf16: bool) -> torch.Tensor:
     """Run a transform; with ``bf16`` (training only) its hidden layers run under
     CPU bfloat16 autocast and its last convolution (and what follows it) in
@@ -184,7 +208,7 @@ def remap_point_tables(state_dict: dict, old_lambdas, new_lambdas) -> dict:
             for k, v in state_dict.items()}
 
 
-def _ste_round(x: torch.Tensor) -> torch.Tensor:
+def ste_round(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
@@ -226,6 +250,7 @@ class IntraCodec(nn.Module):
             DecConv(c5, 4 * 3), nn.PixelShuffle(2))                       # /2 -> /1, RGB
 
         self.z_prior = FactorizedPrior(Z)
+        self.ctx = self._build_context() if cfg.context != "none" else None
         self._init_weights()
 
         # per-operating-point log-gains, initialised so the quantiser step
@@ -240,6 +265,26 @@ class IntraCodec(nn.Module):
         self.log_zgain_dec = nn.Parameter(torch.zeros(P, Z))
         self.reset_zgains()
 
+    def _build_context(self):
+        """Checkerboard context network (decoder side): input = anchors of y_hat * gD
+        (non-anchors zero) and the h_s output p (2M), output = a correction of p at
+        the non-anchor positions.  Hidden units [0, ctx_base_channels) see only the
+        base-layer anchors; the base channels' outputs read only those units, so the
+        base layer decodes without the enhancement layer."""
+        cfg = self.cfg
+        if cfg.context != "checkerboard":
+            raise ValueError(f"unknown context model {cfg.context!r}")
+        M, b, C, Cb = cfg.latent_channels, cfg.base_channels, cfg.ctx_channels, cfg.ctx_base_channels
+        if not 0 < Cb < C:
+            raise ValueError(f"ctx_base_channels {Cb} must be in 1..ctx_channels-1 ({C})")
+        m1 = torch.ones(C, 3 * M)
+        m1[:Cb, b:M] = 0                      # base units: no enhancement anchors
+        m2 = torch.ones(2 * M, C)
+        base_out = torch.cat([torch.arange(b), M + torch.arange(b)])
+        m2[base_out, Cb:] = 0                 # base outputs: base units only
+        return nn.Sequential(MaskedDecConv(3 * M, C, m1), ClippedReLU(cfg.act_max),
+                             MaskedDecConv(C, 2 * M, m2))
+
     def _init_weights(self):
         """Variance-preserving init (He for convs feeding a ReLU, unit gain otherwise)."""
         for seq, last_linear in ((self.g_a, True), (self.h_a, True), (self.h_s, True), (self.g_s, True)):
@@ -251,6 +296,14 @@ class IntraCodec(nn.Module):
                 nn.init.normal_(c.weight, 0.0, std)
                 nn.init.zeros_(c.bias)
         nn.init.constant_(self.g_s[-2].bias, 0.5)  # mid-grey output offset
+        if self.ctx is not None:
+            c0, c1 = self.ctx[0], self.ctx[-1]
+            nn.init.normal_(c0.weight, 0.0, math.sqrt(2.0 / (c0.in_channels * 9)))
+            with torch.no_grad():
+                c0.weight.mul_(c0.mask)
+            nn.init.zeros_(c0.bias)
+            nn.init.zeros_(c1.weight)          # no correction at first: model 1's prior
+            nn.init.zeros_(c1.bias)
 
     @torch.no_grad()
     def reset_zgains(self):
@@ -293,13 +346,30 @@ class IntraCodec(nn.Module):
         return self._run(self.g_a, x - 0.5)
 
     # ------------------------------------------------------------ decoder helpers
+    def hyper_params(self, z_hat: torch.Tensor, zD) -> torch.Tensor:
+        """h_s output p: (mu', log-scale'), 2M channels, un-gained."""
+        return self._run(self.h_s, z_hat * zD)
+
     def hyper_decode(self, z_hat: torch.Tensor, zD, gE, lgE):
-        """h_s -> (mu, log_sigma) in the gained (coded) domain."""
-        p = self._run(self.h_s, z_hat * zD)
+        """h_s -> (mu, log_sigma) in the gained (coded) domain (no spatial context)."""
+        return self.split_params(self.hyper_params(z_hat, zD), gE, lgE)
+
+    def split_params(self, p, gE, lgE):
         M = self.cfg.latent_channels
-        mu = p[:, :M] * gE
-        log_sigma = p[:, M:] + lgE
-        return mu, log_sigma
+        return p[:, :M] * gE, p[:, M:] + lgE
+
+    def context_params(self, p: torch.Tensor, y_hat: torch.Tensor, gD) -> torch.Tensor:
+        """p refined at the non-anchor positions from the anchors of y_hat (checkerboard);
+        p unchanged without a context model."""
+        if self.ctx is None:
+            return p
+        a = anchor_mask(*y_hat.shape[-2:], device=y_hat.device)
+        d = self._run(self.ctx, torch.cat([y_hat * gD * a, p], dim=1))
+        return p + d * (1 - a)
+
+    def entropy_params(self, z_hat, y_hat, zD, gE, gD, lgE):
+        """(mu, log_sigma) of every y position, gained domain, context included."""
+        return self.split_params(self.context_params(self.hyper_params(z_hat, zD), y_hat, gD), gE, lgE)
 
     def fill_enhancement(self, y_hat: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """Base-only latent: enhancement channels replaced by round(mu)."""
@@ -332,25 +402,29 @@ class IntraCodec(nn.Module):
         else:
             z_hat = torch.round(z).clamp(-self.cfg.z_support, self.cfg.z_support)
             z_lik = self.z_prior.likelihood(z_hat)
-        mu, log_sigma = self.hyper_decode(z_hat, zD, gE, lgE)
+        p = self.hyper_params(z_hat, zD)
+        mu_h = p[:, :self.cfg.latent_channels] * gE       # hyperprior-only mean (base-only fill)
         y_g = y * gE
+        y_hat = ste_round(y_g) if self.training else torch.round(y_g)
+        mu, log_sigma = self.split_params(self.context_params(p, y_hat, gD), gE, lgE)
         if self.training:
             y_noisy = y_g + torch.empty_like(y_g).uniform_(-0.5, 0.5)
             y_lik = gaussian_likelihood(y_noisy, mu, torch.exp(log_sigma))
-            y_hat = _ste_round(y_g)
         else:
-            y_hat = torch.round(y_g)
             y_lik = gaussian_likelihood(y_hat, mu, torch.exp(log_sigma))
         x_hat = self.synthesize(y_hat, gD)
         out = {"x_hat": x_hat, "y_lik": y_lik, "z_lik": z_lik, "y": y_g, "z": z}
         if base_aux > 0:
-            yb = self.fill_enhancement(y_hat[:base_aux], mu[:base_aux].detach())
+            yb = self.fill_enhancement(y_hat[:base_aux], mu_h[:base_aux].detach())
             out["x_base"] = self.synthesize(yb, gD[:base_aux])
         return out
 
     # ------------------------------------------------------------ complexity
     def decoder_kmac_per_pixel(self) -> dict:
-        return {"h_s": _seq_kmac(self.h_s, 64), "g_s": _seq_kmac(self.g_s, 16)}
+        d = {"h_s": _seq_kmac(self.h_s, 64), "g_s": _seq_kmac(self.g_s, 16)}
+        if self.ctx is not None:
+            d["ctx"] = _seq_kmac(self.ctx, 16)
+        return d
 
     def encoder_kmac_per_pixel(self) -> dict:
         return {"g_a": _seq_kmac(self.g_a, 1), "h_a": _seq_kmac(self.h_a, 16)}

@@ -27,12 +27,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 from typing import Optional
 
 import numpy as np
 import torch
 
+from ..npzfile import NpzArrays, read_npz  # noqa: F401  (read_npz: part of this module's API)
 from .entropy_models import scale_table
 
 
@@ -88,26 +88,6 @@ def carried_over(arrays: dict) -> tuple[dict, dict]:
     meta = {k[5:]: v for k, v in arrays.items() if k.startswith("meta.")}
     extra = {k: v for k, v in arrays.items() if k.startswith("trained.")}
     return meta, extra
-
-
-class NpzArrays(dict):
-    """The arrays of an .npz file; a missing array is a ValueError naming the file."""
-
-    def __init__(self, path: str, arrays: dict):
-        super().__init__(arrays)
-        self.path = path
-
-    def __missing__(self, key):
-        raise ValueError(f"{self.path}: no array {key!r}")
-
-
-def read_npz(path: str) -> NpzArrays:
-    """All arrays of an .npz file (no pickle); a file that is not one is a ValueError naming it."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return NpzArrays(path, {k: f[k] for k in f.files})
-    except (zipfile.BadZipFile, EOFError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
 
 
 def load_npz(path: str, model_cls=None):

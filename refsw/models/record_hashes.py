@@ -1,4 +1,4 @@
-"""Record the SHA-256 of the registered integer data files in refsw/models/registry.py (10.6).
+"""Record the SHA-256 of the registered integer data files in refsw/decoder/model_data.py (10.6).
 
     python -m refsw.models.record_hashes
 

@@ -2,7 +2,7 @@
 
 Turns the float decoder of refsw.models.intra.IntraCodec (h_s, g_s, the
 quality-dependent gains and the factorised z prior) into the normative integer
-data of clause 10 (refsw.nn.intnet), stored as ``<model>_int.npz``.
+data of clause 10 (refsw.decoder.intnet), stored as ``<model>_int.npz``.
 
     python -m refsw.nn.convert [--weights refsw/data/models/intra_v1.npz] [--calib DIR]
 
@@ -22,7 +22,7 @@ import sys
 import numpy as np
 import torch
 
-from .intnet import IntLayer, check_bounds, to_npz_dict
+from ..decoder.intnet import IntLayer, check_bounds, to_npz_dict
 
 ACT_BITS = 15
 ACT_MAX = (1 << ACT_BITS) - 1
@@ -176,7 +176,7 @@ def integerize(model, calib_images, *, qualities=range(0, 64, 9)) -> dict:
     d["q.shifts"] = np.array([gd_shift, zd_shift, mu_shift, ls_shift], dtype=np.int64)
     d["q.mu_frac_bits"] = np.array(MU_FRAC_BITS, dtype=np.int64)   # quarter-sample means (10.2)
     # factorised z tables (clause 9): per channel, values -z_support..z_support plus escape
-    from refsw.entropy import RansTables
+    from refsw.decoder.entropy import RansTables
     S = cfg.z_support
     pmf = model.z_prior.pmf(S).numpy()
     zt = RansTables.from_pmfs(list(pmf), [-S] * Z, escape_probs=[0.0] * Z)
@@ -226,7 +226,7 @@ def main(argv=None):
     d = integerize(model, imgs)
     out = a.output or (a.weights or entry.weights_path).replace(".npz", "_int.npz")
     np.savez_compressed(out, **d)
-    from .intnet import from_npz
+    from ..decoder.intnet import from_npz
     z = np.load(out, allow_pickle=False)
     b1 = check_bounds(from_npz(z, "hs"), LAT_MAX, name="h_s")
     b2 = check_bounds(from_npz(z, "gs"), LAT_MAX, name="g_s")
@@ -235,14 +235,14 @@ def main(argv=None):
 
 
 def _main_branch(a):
-    from refsw.models.registry import find_task_branch, get_entry
+    from refsw.models.registry import branch_weights_path, find_task_branch, get_entry
     from refsw.models.task_io import load_branch
     e = find_task_branch(a.model_id, a.branch)
-    head = load_branch(a.weights or e.weights_path)
+    head = load_branch(a.weights or branch_weights_path(e))
     d = integerize_branch(head, get_entry(a.model_id).weights_path.replace(".npz", "_int.npz"))
-    out = a.output or (a.weights or e.weights_path).replace(".npz", "_int.npz")
+    out = a.output or (a.weights or branch_weights_path(e)).replace(".npz", "_int.npz")
     np.savez_compressed(out, **d)
-    from .intnet import from_npz
+    from ..decoder.intnet import from_npz
     b = check_bounds(from_npz(np.load(out, allow_pickle=False), "tb"), LAT_MAX, name=e.name)
     print(f"wrote {out}; max accumulator bits {max(b).bit_length()}")
     return 0

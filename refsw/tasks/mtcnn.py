@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from . import Detection, TaskNetwork, picture_to_rgb8
+from .network import Detection, TaskNetwork, picture_to_rgb8
 
 
 def weights_dir() -> str:

@@ -28,7 +28,7 @@ from PIL import Image
 
 from refsw.models.entropy_models import index_to_scale, scale_index
 from refsw.models.intra import pad_to_multiple
-from refsw.tools.learned_intra import split_mean
+from refsw.decoder.learned_intra import split_mean
 
 
 def list_images(folder: str):
@@ -69,12 +69,13 @@ def code_estimate(model, x_u8: torch.Tensor, q: float, z_cdf: np.ndarray | None 
     freq = torch.gather(zc[:, 1:], 1, idx) - torch.gather(zc[:, :-1], 1, idx)
     bits_z = float((cfg.z_cdf_precision - torch.log2(freq.double())).sum())
 
-    mu, log_sigma = model.hyper_decode(z_hat, zD, gE, lgE)
+    p_h = model.hyper_params(z_hat, zD)
+    y_hat = torch.round(y * gE)
+    mu, log_sigma = model.split_params(model.context_params(p_h, y_hat, gD), gE, lgE)
     mu_r, f = split_mean(torch.round(mu * 4).long(), 2)   # quarter-sample mean (10.3 step 4)
     d = (f - 2).double() / 4                               # mean position, table set 9.3.2.1
     k = scale_index(log_sigma)
     sig = index_to_scale(k)
-    y_hat = torch.round(y * gE)
     s = (y_hat - mu_r).double() - d
     p = _std_cdf((s.abs() * -1 + 0.5) / sig) - _std_cdf((-s.abs() - 0.5) / sig)
     p = p.clamp_min(2.0 ** -16)
@@ -83,7 +84,7 @@ def code_estimate(model, x_u8: torch.Tensor, q: float, z_cdf: np.ndarray | None 
     bits_y = float(bits.sum())
     bits_y_base = float(bits[:, :b].sum())
     if base_only:
-        y_hat = model.fill_enhancement(y_hat, mu)
+        y_hat = model.fill_enhancement(y_hat, model.split_params(p_h, gE, lgE)[0])
     x_hat = model.synthesize(y_hat, gD)[..., :H, :W]
     x_rec = torch.round(x_hat.clamp(0, 1) * 255.0).to(torch.uint8)[0]
     return bits_y, bits_z, x_rec, {"bits_y_base": bits_y_base, "k_mean": float(k.float().mean())}

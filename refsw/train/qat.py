@@ -108,7 +108,7 @@ def synthesis_gap(model, int_model, pictures, qualities=range(0, 64, 7)):
                 gE, gD = model.gains(torch.tensor([float(q)]))[:2]
                 y_hat = torch.round(y * gE)
                 xf = torch.round(model.synthesize(y_hat, gD).clamp(0, 1) * 255)[..., :H, :W].double()
-                xi = int_model.synthesis(y_hat.to(torch.int64), int(q))[..., :H, :W].double()
+                xi = torch.from_numpy(int_model.synthesis(y_hat.to(torch.int64).numpy(), int(q)))[..., :H, :W].double()
                 rows.append((i, int(q), _p(xf, ref), _p(xi, ref), _p(xi, xf)))
     return rows
 
@@ -116,7 +116,7 @@ def synthesis_gap(model, int_model, pictures, qualities=range(0, 64, 7)):
 def main(argv=None):
     from refsw.models.io import load_npz
     from refsw.models.registry import get_entry
-    from refsw.tools.learned_intra import IntModel
+    from refsw.decoder.learned_intra import IntModel
     from refsw.train.eval_intra import list_images, load_image
     ap = argparse.ArgumentParser(prog="python -m refsw.train.qat", description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", required=True, help="folder of PNG pictures")

@@ -16,7 +16,7 @@ import torch.nn as nn
 from refsw.models.intra import ClippedReLU, DecConv
 
 
-def _units(seq: nn.Sequential):
+def decoder_units(seq: nn.Sequential):
     """(cReLU, producing conv, pixel-shuffle factor r, consuming conv) per cReLU."""
     mods = list(seq)
     out = []
@@ -40,7 +40,7 @@ def measure_activity(model, batches, qualities):
     """Fraction of positions where each decoder cReLU unit is > 0."""
     acts, hooks = {}, []
     for seq in (model.h_s, model.g_s):
-        for relu, *_ in _units(seq):
+        for relu, *_ in decoder_units(seq):
             def hook(mod, inp, out, key=id(relu)):
                 acts.setdefault(key, []).append((out > 0).float().mean(dim=(0, 2, 3)))
             hooks.append(relu.register_forward_hook(hook))
@@ -82,7 +82,7 @@ def recycle_dormant(model, batches, qualities=(0.0, 31.5, 63.0), threshold=0.01,
     act = measure_activity(model, batches, qualities)
     report = {}
     for name, seq in (("h_s", model.h_s), ("g_s", model.g_s)):
-        for li, (relu, prod, r, cons) in enumerate(_units(seq)):
+        for li, (relu, prod, r, cons) in enumerate(decoder_units(seq)):
             a = act[id(relu)]
             dead = torch.nonzero(a < threshold).flatten()
             live = torch.nonzero(a >= threshold).flatten()

@@ -23,7 +23,7 @@ import torch
 
 from refsw.models.intra import IntraCodec, IntraConfig
 from refsw.models.io import carried_over, export_npz, model_from_arrays, read_npz
-from refsw.train.recycle import _units, reinit_units
+from refsw.train.recycle import decoder_units, reinit_units
 
 
 def _parse_widths(text: str, n: int, name: str):
@@ -57,7 +57,7 @@ def widen_model(model: IntraCodec, gs_channels=None, hs_channels=None, generator
         else:
             t.copy_(o)
     for seq_old, seq_new in ((model.h_s, new.h_s), (model.g_s, new.g_s)):
-        for (_, prod_o, r, _), (_, prod, _, cons) in zip(_units(seq_old), _units(seq_new)):
+        for (_, prod_o, r, _), (_, prod, _, cons) in zip(decoder_units(seq_old), decoder_units(seq_new)):
             n_old, n_new = prod_o.out_channels // (r * r), prod.out_channels // (r * r)
             if n_new > n_old:
                 reinit_units(prod, cons, r, range(n_old, n_new), torch.arange(n_old), generator)

@@ -24,20 +24,17 @@ import json
 import os
 
 import numpy as np
-import torch
 
 from syntax import hls
 from syntax.errors import BitstreamError
-from syntax.rw import Struct
 
-from ..decoder import CodedPicture, register_picture_decoder, sps_picture_format
-from ..encoder import (CODED_SIZE_ALIGN, CODING_MODE_TOOLS, EncoderError, hash_units, layer_reconstructions,
-                       register_picture_encoder)
-from ..entropy import RansSubstreams, RansTables, decode_substreams, encode_substreams, gaussian_tables
-from ..models.io import read_npz
-from ..models.registry import check_int_data, get_entry
-from ..nn.intnet import check_bounds, exact_mode, from_npz, requant, run
+from ..npzfile import read_npz
 from ..picture import Picture
+from .core import CodedPicture, register_picture_decoder
+from .entropy import RansSubstreams, RansTables, decode_substreams, gaussian_tables
+from . import intnet
+from .intnet import check_bounds, from_npz
+from .model_data import check_int_data, model_data
 
 IN_CLIP = 1 << 20
 LAT_MAX = 1 << 15
@@ -98,25 +95,45 @@ class IntModel:
                              element="sps_num_latent_layers_minus1", clause="10.1")
 
     # -- 10.3 hyper-synthesis ------------------------------------------------
-    def hyper_synthesis(self, z_hat: torch.Tensor, q: int, path="float64"):
-        x = requant(z_hat.clamp(-IN_CLIP, IN_CLIP), self.zd_mult[q], None, self.zd_shift, -LAT_MAX, LAT_MAX - 1)
-        acc = run(self.hs, x, path, return_last_acc=True, cache=self.cache)
+    def hyper_synthesis(self, z_hat: np.ndarray, q: int, path="float64", device="cpu"):
+        """(mu, k): integer means and scale indices (10.3) of z_hat (1, Z, h, w) int64.
+        On a GPU (``device``) z_hat and the results are torch tensors."""
+        eng = engine(device)
+        rq = eng.requant
+        x = rq(clip3(z_hat, IN_CLIP), self.zd_mult[q], None, self.zd_shift, -LAT_MAX, LAT_MAX - 1)
+        acc = eng.run(self.hs, x, path, return_last_acc=True, cache=self.cache)
         M = self.M
         n = self.mu_frac_bits
-        mu = requant(acc[:, :M], self.mu_mult[q], None, self.mu_shift - n, -LAT_MAX << n, (LAT_MAX << n) - 1)
-        k = requant(acc[:, M:], self.ls_mult, self.ls_add[q], self.ls_shift, 0, 63)
+        mu = rq(acc[:, :M], self.mu_mult[q], None, self.mu_shift - n, -LAT_MAX << n, (LAT_MAX << n) - 1)
+        k = rq(acc[:, M:], self.ls_mult, self.ls_add[q], self.ls_shift, 0, 63)
         if n == 0:
             return mu, k
         mu_r, f = split_mean(mu, n)
         return mu_r, (k << n) + f
 
     # -- 10.5 synthesis ---------------------------------------------------------
-    def synthesis(self, y_hat: torch.Tensor, q: int, path="float64"):
-        x = requant(y_hat.clamp(-IN_CLIP, IN_CLIP), self.gd_mult[q], None, self.gd_shift, -LAT_MAX, LAT_MAX - 1)
-        return run(self.gs, x, path, cache=self.cache)
+    def synthesis(self, y_hat: np.ndarray, q: int, path="float64", device="cpu"):
+        """R, G, B samples (1, 3, H, W) int64 of y_hat (1, M, h, w) int64 (10.5)."""
+        eng = engine(device)
+        x = eng.requant(clip3(y_hat, IN_CLIP), self.gd_mult[q], None, self.gd_shift, -LAT_MAX, LAT_MAX - 1)
+        return eng.run(self.gs, x, path, cache=self.cache)
 
 
-def split_mean(mu_f: torch.Tensor, n: int):
+def clip3(v, c: int):
+    """Clip3(-c, c, v) of a numpy array or a torch tensor."""
+    return v.clamp(-c, c) if hasattr(v, "clamp") else np.clip(v, -c, c)
+
+
+def engine(device: str):
+    """The integer network engine (10.2) for arrays on ``device``: the module with
+    ``run`` and ``requant``, numpy's on the CPU, torch's only on a GPU."""
+    if device == "cpu":
+        return intnet
+    from . import intnet_torch
+    return intnet_torch
+
+
+def split_mean(mu_f, n: int):
     """10.3 step 4: a mean in units of 2^-n -> (mu_r, f): mu_r the mean rounded
     (half up) to an integer, f = 0..2^n - 1 its position, mean = mu_r + (f - 2^(n-1)) / 2^n."""
     half = 1 << (n - 1)
@@ -127,21 +144,35 @@ def split_mean(mu_f: torch.Tensor, n: int):
 @functools.lru_cache(maxsize=4)
 def int_model(model_id: int) -> IntModel:
     try:
-        entry = get_entry(model_id)
+        entry = model_data(model_id)
     except KeyError:
         raise BitstreamError(f"unknown sps_model_id {model_id}", element="sps_model_id", clause="10.1")
     check_int_data(entry.int_path, entry.int_sha256, f"sps_model_id {model_id}")
     return IntModel(entry.int_path, model_id)
 
 
-def _device(dec_or_enc):
-    dev = getattr(dec_or_enc, "device", "cpu") or "cpu"
+def decoder_device(dec) -> str:
+    """The device a decoder runs the integer networks on ("cpu": numpy; else torch, exact mode)."""
+    dev = getattr(dec, "device", "cpu") or "cpu"
     if dev != "cpu":
+        from .intnet_torch import exact_mode
         exact_mode()
     return dev
 
 
-def _check_sps(sps, where_unit):
+def to_device(a: np.ndarray, device: str):
+    """An int64 numpy array as the decoder's array type (a torch tensor on a GPU)."""
+    if device == "cpu":
+        return a
+    import torch
+    return torch.from_numpy(a).to(device)
+
+
+def to_numpy(a) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.cpu().numpy()
+
+
+def check_sps(sps, where_unit):
     ok = sps.sps_bit_depth_minus8 == 0 and (
         (sps.sps_colour_space_idc == 1 and sps.sps_chroma_format_idc == 3)
         or (sps.sps_colour_space_idc == 0 and sps.sps_chroma_format_idc in (1, 3)))
@@ -150,7 +181,7 @@ def _check_sps(sps, where_unit):
                              element="sps_colour_space_idc", clause="10.1", where=where_unit)
 
 
-def _output_picture(x: np.ndarray, sps) -> Picture:
+def output_picture(x: np.ndarray, sps) -> Picture:
     """R, G, B sample arrays -> the decoded picture in the SPS colour format (10.7)."""
     pic = Picture([x[0], x[1], x[2]], "444", 8, "rgb")
     if sps.sps_colour_space_idc == 0:
@@ -168,11 +199,11 @@ def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64
                              element="hyp_num_channels", clause="7.3", where=f"unit {hyp_unit.index}")
     zi = np.broadcast_to(np.arange(m.Z).reshape(m.Z, 1, 1), (m.Z, hs_, ws_))
     z_hat = decode_substreams(_subs(hyp.hyp_substream), zi, m.z_tables)
-    z_hat = torch.from_numpy(z_hat.astype(np.int64))[None].to(device)
-    mu, k = m.hyper_synthesis(z_hat, q, path)
-    y_hat = mu.clone()
+    z_hat = to_device(z_hat.astype(np.int64)[None], device)
+    mu, k = m.hyper_synthesis(z_hat, q, path, device)
+    y_hat = to_numpy(mu).copy()
     chans = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)
-    kk = k[0].cpu().numpy()
+    kk = to_numpy(k)[0]
     gt = m.y_tables
     for u in lat_units:
         layer = u.unit_layer_id
@@ -182,18 +213,12 @@ def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64
             raise BitstreamError(f"lat_num_channels {lat.lat_num_channels}, layer {layer} of the model has "
                                  f"{c1 - c0}", element="lat_num_channels", clause="7.2", where=f"unit {u.index}")
         s = decode_substreams(_subs(lat.lat_substream), kk[c0:c1], gt)
-        y_hat[0, c0:c1] += torch.from_numpy(s.astype(np.int64)).to(device)
-    return y_hat
+        y_hat[0, c0:c1] += s.astype(np.int64)
+    return to_device(y_hat, device)
 
 
 def _subs(es) -> RansSubstreams:
     return RansSubstreams(es.es_num_lanes_minus1 + 1, bytes(es.es_lane_data), bytes(es.es_escape_data))
-
-
-def _es(subs: RansSubstreams) -> Struct:
-    return Struct(es_num_lanes_minus1=subs.num_lanes - 1, es_lane_data_size=len(subs.lane_data),
-                  es_escape_data_size=len(subs.escape_data), es_lane_data=subs.lane_data,
-                  es_escape_data=subs.escape_data)
 
 
 def learned_picture_units(cp: CodedPicture):
@@ -201,9 +226,9 @@ def learned_picture_units(cp: CodedPicture):
     model, its coded size, one HYPER unit.  Returns (model, H, W, HYPER unit,
     LATENT units)."""
     sps = cp.sps
-    _check_sps(sps, f"unit {cp.ph_unit.index}")
+    check_sps(sps, f"unit {cp.ph_unit.index}")
     m = int_model(sps.sps_model_id)
-    sets = get_entry(sps.sps_model_id).operating_point_sets
+    sets = model_data(sps.sps_model_id).operating_point_sets
     if sps.sps_operating_point_set_id not in sets:
         raise BitstreamError(f"sps_operating_point_set_id {sps.sps_operating_point_set_id}: model "
                              f"{sps.sps_model_id} defines the sets {sorted(sets)}",
@@ -234,131 +259,7 @@ def decode_learned_picture(dec, cp: CodedPicture) -> Picture:
         raise BitstreamError(f"latent layers {layers}: layers 0..L shall each be present once",
                              element="unit_layer_id", clause="8.2", where=f"unit {cp.ph_unit.index}")
     path = "int64" if dec.reference else "float64"
-    dev = _device(dec)
+    dev = decoder_device(dec)
     y_hat = decode_latents(m, sps, hyp, lats, cp.ph.ph_quality_idx, H, W, path, dev)
-    x = m.synthesis(y_hat, cp.ph.ph_quality_idx, path)[0].cpu().numpy().astype(np.uint16)
-    return _output_picture(x, sps)
-
-
-# ---------------------------------------------------------------------------
-# Encoder (non-normative)
-# ---------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=2)
-def float_model(model_id: int):
-    from ..models.registry import load_model
-    return load_model(model_id)
-
-
-def analyse(model, pic: Picture, q: int, refine: int = 0, valid_hw=None, schedule=None):
-    """Encoder analysis: z_hat and the gained latent y (float) of a padded picture.
-
-    refine > 0: that many iterations of latent RD optimisation (latent_rdo.py) with
-    ``schedule`` (a latent_rdo.SearchSchedule; None: the shipped one)."""
-    x = torch.from_numpy(np.stack(pic.planes).astype(np.float32) / 255.0)[None]
-    qq = torch.tensor([float(q)])
-    with torch.no_grad():
-        gE, gD, zE, zD, lgE = model.gains(qq)
-        y = model.analysis(x)
-        z = model.h_a(y) * zE
-        y_g = y * gE
-    if refine > 0:
-        from .latent_rdo import refine_latents
-        y_g, z = refine_latents(model, x, y_g, z, q, refine, valid_hw, schedule)
-    S = model.cfg.z_support
-    z_hat = torch.round(z).clamp(-S, S).to(torch.int64)
-    return z_hat, y_g
-
-
-def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
-    m = int_model(sps.sps_model_id)
-    model = float_model(sps.sps_model_id)
-    valid_hw = (pic.height - sps.sps_conf_win_bottom_offset, pic.width - sps.sps_conf_win_right_offset)
-    z_hat, y_g = analyse(model, pic, q, getattr(enc.cfg, "LatentRefine", 0), valid_hw,
-                         enc.search_schedule)
-    mu, k = m.hyper_synthesis(z_hat, q)
-    # the symbols are round(y) - mu: the encoder uses the decoder's integer means
-    y_hat = torch.round(y_g).to(torch.int64).clamp(-IN_CLIP, IN_CLIP)
-    sym = (y_hat - mu)[0].numpy()
-    kk = k[0].numpy()
-    _, Hz, Wz = z_hat[0].shape
-    zi = np.broadcast_to(np.arange(m.Z).reshape(m.Z, 1, 1), (m.Z, Hz, Wz))
-    units = [(hls.UT_PH, Struct(ph_pic_order_cnt=poc, ph_pic_type=0, ph_pic_coding_mode=hls.LEARNED_MODE,
-                                ph_quality_idx=q), 0),
-             (hls.UT_HYPER, Struct(hyp_num_channels=m.Z,
-                                   hyp_substream=_es(encode_substreams(z_hat[0].numpy(), zi, m.z_tables))), 0)]
-    chans = m.layer_channels(num_layers)
-    gt = m.y_tables
-    for layer in range(num_layers):
-        c0, c1 = chans[layer], chans[layer + 1]
-        subs = encode_substreams(sym[c0:c1], kk[c0:c1], gt)
-        units.append((hls.UT_LATENT, Struct(lat_num_channels=c1 - c0, lat_substream=_es(subs)), layer))
-    x = m.synthesis(y_hat, q)[0].numpy().astype(np.uint16)
-    recon = {num_layers - 1: _output_picture(x, sps)}
-    if num_layers > 1 and getattr(enc.cfg, "BaseLayerHash", 1):
-        # base-layer-only reconstruction (10.4: channels of undecoded layers take mu)
-        yb = y_hat.clone()
-        yb[:, chans[1]:] = mu[:, chans[1]:]
-        xb = m.synthesis(yb, q)[0].numpy().astype(np.uint16)
-        recon[0] = _output_picture(xb, sps)
-    return units, recon
-
-
-@register_picture_encoder("learned")
-def encode_learned_picture(enc, pic: Picture, sps, poc):
-    if pic.bit_depth != 8 or (pic.colour_space == "ycbcr" and pic.chroma_format not in ("420", "444")):
-        raise EncoderError("CodingMode learned: the model codes 8-bit RGB, or 8-bit YCbCr 4:2:0 / 4:4:4 "
-                           f"pictures (got {pic.chroma_format} {pic.bit_depth}-bit {pic.colour_space})")
-    if pic.colour_space == "ycbcr":
-        from ..colour import ycbcr_to_rgb
-        pic = ycbcr_to_rgb(pic)   # non-normative; the decoder converts back normatively (10.7)
-    num_layers = sps.sps_num_latent_layers_minus1 + 1
-    cfg = enc.cfg
-    if cfg.TargetBpp > 0:
-        q, units, recon, bpp = search_quality(enc, pic, sps, poc, cfg.TargetBpp, num_layers)
-        if bpp > cfg.TargetBpp:
-            enc.log.append(f"POC {poc:4d} TargetBpp {cfg.TargetBpp:g} is below the rate of the lowest quality "
-                           f"index: coded at quality 0, {bpp:.4f} bpp")
-    else:
-        q = cfg.Quality
-        units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
-    enc.log.append(f"POC {poc:4d} quality {q}")
-    return units, recon
-
-
-def _units_bytes(units, sps):
-    from syntax.units import BitstreamWriter
-    w = BitstreamWriter()
-    w.sps = sps
-    for ut, payload, layer in units:
-        w.write_unit(ut, payload, layer_id=layer)
-    return w.nbytes
-
-
-def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
-    """Largest quality index whose picture rate is <= target (bisection; rate
-    increases with the quality index), or 0 if none is; returns (q, units, recon,
-    bpp) of that coding."""
-    npix = (pic.width - sps.sps_conf_win_right_offset) * (pic.height - sps.sps_conf_win_bottom_offset)
-    lo, hi = 0, 63
-    best, coded = 0, {}
-
-    def code(q):
-        units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
-        full = units + hash_units(layer_reconstructions(units, recon), sps) if enc.cfg.PictureHash else units
-        return units, recon, 8 * _units_bytes(full, sps) / npix   # the picture's rate includes its DPH units
-
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        coded[mid] = code(mid)
-        if coded[mid][2] <= target_bpp:
-            best, lo = mid, mid + 1
-        else:
-            hi = mid - 1
-    units, recon, bpp = coded[best] if best in coded else code(best)
-    return best, units, recon, bpp
-
-
-CODED_SIZE_ALIGN["learned"] = 64
-CODING_MODE_TOOLS["learned"] = {"sps_learned_intra_enabled_flag": 1, "sps_model_id": 1,
-                                "sps_operating_point_set_id": 0, "sps_num_latent_layers_minus1": 1}
+    x = to_numpy(m.synthesis(y_hat, cp.ph.ph_quality_idx, path, dev))[0].astype(np.uint16)
+    return output_picture(x, sps)

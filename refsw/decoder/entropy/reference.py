@@ -1,10 +1,10 @@
 """Literal, element-by-element transcription of docs/spec/entropy.md (clauses 9.4-9.7).
 
 Plain Python integers, no vectorisation: slow, meant for conformance checking
-of the vectorised coder (:mod:`refsw.entropy.rans`) and as a readable model
+of the vectorised coder (:mod:`refsw.decoder.entropy.rans`) and as a readable model
 for independent implementations.  :func:`decode_container` follows the
 normative decoding process; :func:`encode_container` the informative encoder
-(clause 9.7) and produces the same bytes as :func:`refsw.entropy.encode`
+(clause 9.7) and produces the same bytes as :func:`refsw.decoder.entropy.encode`
 for the same lane count.
 """
 from __future__ import annotations

@@ -27,14 +27,16 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from syntax import hls
 from syntax.errors import BitstreamError
 
-from ..models.io import read_npz
-from ..nn.intnet import check_bounds, from_npz, requant, run
-from .learned_intra import IN_CLIP, LAT_MAX, _device, decode_latents, learned_picture_units
+from ..npzfile import read_npz
+from .core import TASK_DECODERS
+from .intnet import check_bounds, from_npz
+from .learned_intra import (IN_CLIP, LAT_MAX, clip3, decode_latents, decoder_device, engine, learned_picture_units,
+                            to_numpy)
+from .model_data import check_int_data, find_task_branch
 
 
 @dataclass
@@ -91,7 +93,6 @@ class IntBranch:
 
 @functools.lru_cache(maxsize=8)
 def int_branch(model_id: int, name_or_id) -> IntBranch:
-    from ..models.registry import check_int_data, find_task_branch
     try:
         e = find_task_branch(model_id, name_or_id)
     except KeyError as err:
@@ -110,11 +111,11 @@ def signalled_layers(sps, branch_id: int) -> int:
                          element="sps_task_branch_id", clause="10.8")
 
 
-def branch_map(m, br: IntBranch, y_hat: torch.Tensor, q: int, c_n: int, path="float64") -> torch.Tensor:
-    """Steps 2-3: the branch output v (1, 5, H/16, W/16), int64."""
-    x = requant(y_hat[:, :c_n].clamp(-IN_CLIP, IN_CLIP), m.gd_mult[q][:c_n], None, m.gd_shift,
-                -LAT_MAX, LAT_MAX - 1)
-    return run(br.layers, x, path, cache=br.cache)
+def branch_map(m, br: IntBranch, y_hat, q: int, c_n: int, path="float64", device="cpu"):
+    """Steps 2-3: the branch output v (1, 5, H/16, W/16), int64 (a torch tensor on a GPU)."""
+    eng = engine(device)
+    x = eng.requant(clip3(y_hat[:, :c_n], IN_CLIP), m.gd_mult[q][:c_n], None, m.gd_shift, -LAT_MAX, LAT_MAX - 1)
+    return eng.run(br.layers, x, path, cache=br.cache)
 
 
 def detections(v: np.ndarray, br: IntBranch, sps) -> list:
@@ -181,7 +182,11 @@ def decode_task_picture(dec, cp, task: str) -> TaskOutput:
                              clause="10.8", where=where)
     path = "int64" if dec.reference else "float64"
     q = cp.ph.ph_quality_idx
-    y_hat = decode_latents(m, sps, hyp, lats, q, H, W, path, _device(dec))
-    v = branch_map(m, br, y_hat, q, c_n, path)[0].cpu().numpy()
+    dev = decoder_device(dec)
+    y_hat = decode_latents(m, sps, hyp, lats, q, H, W, path, dev)
+    v = to_numpy(branch_map(m, br, y_hat, q, c_n, path, dev))[0]
     out_w, out_h = hls.output_size(sps)
     return TaskOutput(br.entry.name, out_w, out_h, detections(v, br, sps))
+
+
+TASK_DECODERS[hls.LEARNED_MODE] = decode_task_picture

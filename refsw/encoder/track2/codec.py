@@ -1,4 +1,4 @@
-"""Track 2 sequence encoder and decoder: coding mode "inner" (ph_pic_coding_mode 2).
+"""Track 2 sequence encoder (non-normative): coding mode "inner" (ph_pic_coding_mode 2).
 
 Unit layout of a coded sequence written by :func:`encode_sequence`::
 
@@ -24,18 +24,18 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 from syntax import hls
-from syntax.errors import BitstreamError
 from syntax.rw import Struct
 from syntax.levels import level_for
 
-from ...decoder import SEQUENCE_DECODERS, crop_to_output
-from ...encoder import SEQUENCE_ENCODERS, EncoderError, build_sps, pad_picture
+from ...decoder.core import crop_to_output
+from ...decoder.track2 import bitdepth, postfilter, spatial, temporal
+from ...decoder.track2.reconstruct import params, reconstruct, restore_planes
 from ...picture import picture_md5
-from . import bitdepth, inner, postfilter, roi, spatial, temporal
-from .reconstruct import params, reconstruct
+from ..core import SEQUENCE_ENCODERS, EncoderError, build_sps, pad_picture
+from ...decoder.track2 import inner as dec_inner
+from . import inner, roi
 
 
 def _coded_size(width: int, height: int, ratio: float) -> tuple[int, int]:
@@ -126,7 +126,7 @@ def encode_sequence(enc, pics, writer):
     except inner.InnerCodecError as e:
         raise EncoderError(f"InnerCodec: {e}")
     t_inner = time.perf_counter() - t0
-    inner_pics = inner.decode(codec, stream.data, cw, ch, inner_depth, len(idx), where="encoder")
+    inner_pics = dec_inner.decode(codec, stream.data, cw, ch, inner_depth, len(idx), where="encoder")
 
     # -- sequence-level restoration metadata ---------------------------------------
     rm = Struct(rm_picture_level_flag=0, rm_inner_bit_depth_minus8=inner_depth - 8)
@@ -146,7 +146,7 @@ def encode_sequence(enc, pics, writer):
     if cfg.PostFilter:
         rm.rm_post_filter_flag = 0
         p0 = params(sps, rm)
-        pre = [restore_planes_nopf(p0, planes) for planes in inner_pics]
+        pre = [restore_planes(p0, planes, post_filter=False) for planes in inner_pics]
         flags, coeffs = [], []
         for grp, comps in ((0, (0,)), (1, (1, 2))):
             pairs = [(r[c], padded[n].planes[c]) for r, n in zip(pre, idx) for c in comps]
@@ -219,11 +219,6 @@ def encode_sequence(enc, pics, writer):
     return outputs
 
 
-def restore_planes_nopf(p, planes):
-    from .reconstruct import restore_planes
-    return restore_planes(p, planes, post_filter=False)
-
-
 def _bbox(boxes):
     x0 = min(b[0] for b in boxes)
     y0 = min(b[1] for b in boxes)
@@ -232,23 +227,4 @@ def _bbox(boxes):
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-def decode_sequence(dec, sps, seq_rm, cps):
-    """8.4 / T2.8: decode the inner bitstream of the coded sequence, then restore."""
-    p = params(sps, seq_rm)
-    inner_units = [u for cp in cps for u in cp.units_of(hls.UT_INNER)]
-    if not inner_units:
-        raise BitstreamError("a coded sequence of inner-codec pictures has no INNER unit",
-                             structure="picture_header", element="ph_pic_coding_mode", clause="8.4",
-                             where=f"unit {cps[0].ph_unit.index}")
-    data = b"".join(u.payload.icp_data_byte for u in inner_units)
-    n = len(cps)
-    m = len(temporal.coded_indices(n, p.temporal_ratio))
-    where = (f"units {inner_units[0].index}..{inner_units[-1].index} (INNER)" if len(inner_units) > 1
-             else f"unit {inner_units[0].index} (INNER)")
-    pics = inner.decode(p.codec_idc, data, p.coded_width, p.coded_height, p.inner_depth, m, where=where)
-    out = reconstruct(p, pics, n)
-    return out
-
-
 SEQUENCE_ENCODERS["inner"] = encode_sequence
-SEQUENCE_DECODERS[hls.INNER_MODE] = decode_sequence

@@ -1,6 +1,6 @@
 """Face-detection AP@0.5 as a CTC task metric (non-normative).
 
-    TaskMetric : refsw.tasks.face_metric:face_ap        (condition file)
+    TaskMetric : refsw.ctc.face_metric:face_ap        (condition file)
 
 Ground truth (the VCM pseudo-GT practice, as benchmarks/track2.py): the
 offline MTCNN's detections with score >= 0.9 on the uncompressed source.
@@ -26,8 +26,8 @@ import json
 import os
 import time
 
-from ..ctc.tasks import TaskMetric
-from .evaluate import ap_from_matches, match_detections
+from .tasks import TaskMetric
+from ..tasks.evaluate import ap_from_matches, match_detections
 
 GT_SCORE = 0.9
 IOU = 0.5
@@ -36,7 +36,7 @@ NAME = "AP50"
 
 @functools.lru_cache(maxsize=1)
 def _mtcnn():
-    from . import get_task_network
+    from ..tasks import get_task_network
     return get_task_network("mtcnn")
 
 
@@ -102,6 +102,6 @@ class FaceAP(TaskMetric):
 
 
 def face_ap(item: dict, ctc: dict) -> FaceAP:
-    """``TaskMetric : refsw.tasks.face_metric:face_ap`` (MTCNN, disk cache of the source detections)."""
-    from ..ctc.testsets import cache_dir
+    """``TaskMetric : refsw.ctc.face_metric:face_ap`` (MTCNN, disk cache of the source detections)."""
+    from .testsets import cache_dir
     return FaceAP(cache_dir=str(cache_dir() / "task_gt"))

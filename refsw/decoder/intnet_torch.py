@@ -1,89 +1,15 @@
-"""Clause 10: integer neural-network decoding process.
-
-Every tensor of the normative synthesis (h_s, g_s) holds integers. A layer
-is a 2-D convolution with integer weights and bias, followed by a
-per-channel requantisation and a clip:
-
-    acc[ c ]  = bias[ c ] + sum over ci, ky, kx of weight[ c ][ ci ][ ky ][ kx ] * in[ ci ][ y + ky - p ][ x + kx - p ]
-    out[ c ]  = Clip3( lo, hi, ( acc[ c ] * mult[ c ] + add[ c ] + ( 1 << ( shift - 1 ) ) ) >> shift )
-
-with zero padding p = k / 2, ">>" an arithmetic right shift, then an
-optional pixel shuffle (depth to space) by ``shuffle``. ``add`` is zero
-unless stated.
-
-Execution paths (all give identical integers):
-
-* ``float64``: convolution in float64 on integer-valued tensors. Exact
-  because every partial sum is an integer of magnitude < 2^53, which
-  :func:`check_bounds` proves for each layer when the model loads, so the
-  order of summation cannot matter. It runs as k*k matrix products on
-  shifted views of the zero-padded, flattened input (one per kernel tap,
-  no im2col copy; :func:`conv2d_taps`). The requantisation runs in int64,
-  or in float64 where :func:`f64_requant_exact` proves that exact.
-* ``int64``: convolution in int64 (slow; the reference used by tests).
-
-On CUDA the float64 path runs with TF32 and cuDNN autotuning off.
+"""Clause 10.2 on a GPU: the integer network engine of :mod:`refsw.decoder.intnet`
+in torch (imported only for ``--device cuda``). Same process, same integers:
+float64 products are exact in any summation order (10.2); TF32 and cuDNN
+autotuning are off (:func:`exact_mode`). The CPU decoder does not use torch.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-EXACT_LIMIT = 1 << 53
-INT64_LIMIT = 1 << 63
-
-
-class IntNetError(ValueError):
-    """An integer network whose bounds do not guarantee exact arithmetic."""
-
-
-@dataclass
-class IntLayer:
-    weight: np.ndarray        # int64 (Cout, Cin, k, k)
-    bias: np.ndarray          # int64 (Cout,)
-    mult: np.ndarray          # int64 (Cout,)
-    shift: int
-    lo: int
-    hi: int
-    shuffle: int = 0          # 0: none, r: pixel shuffle by r after the clip
-    name: str = ""
-
-    @property
-    def cin(self):
-        return self.weight.shape[1]
-
-    @property
-    def cout(self):
-        return self.weight.shape[0]
-
-    def max_acc(self, in_bound: int) -> int:
-        w = np.abs(self.weight).reshape(self.cout, -1).sum(axis=1).astype(object)
-        return int(max(w * in_bound + np.abs(self.bias).astype(object)))
-
-    def out_bound(self) -> int:
-        return max(abs(self.lo), abs(self.hi))
-
-
-def check_bounds(layers: list[IntLayer], in_bound: int, *, extra_mult=None, name="network") -> list[int]:
-    """Prove exactness: every layer's accumulator < 2^53 and the requantisation
-    product < 2^63. Returns the accumulator bound of each layer."""
-    bounds = []
-    b = in_bound
-    for i, L in enumerate(layers):
-        acc = L.max_acc(b)
-        if acc >= EXACT_LIMIT:
-            raise IntNetError(f"{name} layer {i} ({L.name}): accumulator bound {acc} >= 2^53")
-        mmax = int(np.abs(L.mult).max()) if L.mult.size else 0
-        if i == len(layers) - 1 and extra_mult is not None:
-            mmax = max(mmax, int(np.abs(extra_mult).max()))
-        if acc * mmax + (1 << L.shift) >= INT64_LIMIT:
-            raise IntNetError(f"{name} layer {i} ({L.name}): requantisation product bound >= 2^63")
-        bounds.append(acc)
-        b = L.out_bound()
-    return bounds
+from .intnet import IntLayer, f64_requant_exact
 
 
 def _weights(L: IntLayer, path: str, device, cache: dict):
@@ -175,10 +101,6 @@ def requant_f64_(acc: torch.Tensor, mult: torch.Tensor, shift: int, lo: int, hi:
     return acc.mul_(mult).add_(float(1 << (shift - 1))).mul_(2.0 ** -shift).floor_().clamp_(lo, hi)
 
 
-def f64_requant_exact(L: IntLayer, in_bound: int) -> bool:
-    return L.max_acc(in_bound) * int(np.abs(L.mult).max()) + (1 << L.shift) < EXACT_LIMIT
-
-
 def run(layers: list[IntLayer], x: torch.Tensor, path: str = "float64", *, return_last_acc: bool = False,
         cache: dict | None = None, in_bound: int = 1 << 15) -> torch.Tensor:
     """Run the layers on integer tensor x (N, C, H, W); returns int64.
@@ -219,27 +141,3 @@ def exact_mode():
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-
-
-def to_npz_dict(prefix: str, layers: list[IntLayer]) -> dict:
-    d = {f"{prefix}.num_layers": np.array(len(layers), dtype=np.int64)}
-    for i, L in enumerate(layers):
-        wt = np.int16 if np.abs(L.weight).max() < (1 << 15) else np.int32
-        d[f"{prefix}.{i}.weight"] = L.weight.astype(wt)
-        d[f"{prefix}.{i}.bias"] = L.bias.astype(np.int64)
-        d[f"{prefix}.{i}.mult"] = L.mult.astype(np.int64)
-        d[f"{prefix}.{i}.params"] = np.array([L.shift, L.lo, L.hi, L.shuffle], dtype=np.int64)
-    return d
-
-
-def from_npz(z, prefix: str) -> list[IntLayer]:
-    n = int(z[f"{prefix}.num_layers"])
-    out = []
-    for i in range(n):
-        shift, lo, hi, shuffle = (int(v) for v in z[f"{prefix}.{i}.params"])
-        wshape = z[f"{prefix}.{i}.weight"].shape
-        if len(wshape) != 4 or wshape[2] != wshape[3] or wshape[2] % 2 == 0:
-            raise IntNetError(f"{prefix}.{i}.weight: shape {wshape}, a layer needs an odd square kernel (10.2)")
-        out.append(IntLayer(z[f"{prefix}.{i}.weight"].astype(np.int64), z[f"{prefix}.{i}.bias"].astype(np.int64),
-                            z[f"{prefix}.{i}.mult"].astype(np.int64), shift, lo, hi, shuffle, f"{prefix}.{i}"))
-    return out

@@ -2,7 +2,7 @@
 
 Run once; the output file is the normative data, the decoder never runs this::
 
-    python -m refsw.entropy.build_tables [--out refsw/data/entropy/gaussian_p16.npz] [--check]
+    python -m refsw.decoder.entropy.build_tables [--out refsw/data/entropy/gaussian_p16.npz] [--check]
 
 Procedure, for k = 0..63:
 
@@ -15,7 +15,7 @@ Procedure, for k = 0..63:
    (for v = 0: 1 - erfc(1 / (2 s_k sqrt 2))); escape probability
    erfc((M_k + 1/2) / (s_k sqrt 2)).
 4. Frequencies by the integer-fixing procedure of
-   :func:`refsw.entropy.tables.quantize_pmf` (clause 9.3.3), P = 16.
+   :func:`refsw.decoder.entropy.tables.quantize_pmf` (clause 9.3.3), P = 16.
 
 Mean-offset set (clause 9.3.2.1), F = 2**n mean positions per scale
 (``--mean-frac-bits n``, n >= 1): table t = k * F + f, f = 0..F-1, codes the

@@ -61,7 +61,7 @@ GAUSSIAN_P16_FILE_SHA256 = (
 GAUSSIAN_P16_TABLE_SHA256 = (
     "909a11835886e1b457f9c170c9c1c3c98e51b8747b9221b0343f4c5170cb6eb7")
 
-_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                          "data", "entropy")
 GAUSSIAN_P16_PATH = os.path.join(_DATA_DIR, "gaussian_p16.npz")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from ..models.entropy_models import gaussian_likelihood
-from ..models.intra import _ste_round
+from ..models.intra import ste_round
 
 @dataclass(frozen=True)
 class SearchSchedule:
@@ -130,7 +130,7 @@ class RdCost:
         m = self.model
         S = m.cfg.z_support
         if tau is None:
-            z_hat, y_hat = _ste_round(z).clamp(-S, S), _ste_round(y_g)
+            z_hat, y_hat = ste_round(z).clamp(-S, S), ste_round(y_g)
         else:
             z_hat, y_hat = soft_round(z, tau).clamp(-S, S), soft_round(y_g, tau)
         mu, log_sigma = m.hyper_decode(z_hat, self.zD, self.gE, self.lgE)

@@ -1,4 +1,5 @@
-"""Reference encoder (non-normative): builds the units of a refsw bitstream."""
+"""Reference encoder (non-normative): builds the units of a refsw bitstream;
+the coding modes register their picture or sequence encoders here."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,8 @@ from syntax.levels import LEVELS, PROFILE_NAMES, PROFILES, min_level
 from syntax.rw import Struct, Trace
 from syntax.units import BitstreamWriter
 
-from .decoder import CHROMA_FORMAT_NAMES, Decoder, crop_to_output
-from .picture import Picture, picture_md5
+from ..decoder.core import CHROMA_FORMAT_NAMES, crop_to_output
+from ..picture import Picture, picture_md5
 
 CHROMA_IDC = {v: k for k, v in CHROMA_FORMAT_NAMES.items()}
 
@@ -116,7 +117,7 @@ def build_sps(pic: Picture, cfg, *, coded_width=None, coded_height=None, tools=N
 
 def _set_task_branches(sps, spec: str):
     """sps_task_branch_* from the TaskBranches option: all, none or a list of names / ids."""
-    from .models.registry import find_task_branch, task_branches
+    from ..decoder.model_data import find_task_branch, task_branches
     spec = (spec or "none").strip()
     if spec == "none":
         entries = []
@@ -155,7 +156,7 @@ CODING_MODE_TOOLS = {
 class Encoder:
     def __init__(self, cfg, trace: Trace | None = None, search_schedule=None):
         """search_schedule: step schedule of the learned-intra latent search
-        (refsw.tools.latent_rdo.SearchSchedule; None: the shipped one).  A tuning
+        (refsw.encoder.latent_rdo.SearchSchedule; None: the shipped one).  A tuning
         knob for benchmarks/search_schedule.py, not a cfg key."""
         self.cfg = cfg
         self.trace = trace

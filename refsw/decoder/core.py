@@ -1,8 +1,9 @@
-"""Clause 8: decoding process.
+"""Clause 8.1: high-level decoding process.
 
 The decoder parses units in decoding order (syntax.units), assembles coded
 pictures (a picture header and the payload units that follow it), runs the
-picture decoding process of its ph_pic_coding_mode, crops the decoded picture
+picture decoding process of its ph_pic_coding_mode (registered by the modules
+of the coding modes: pcm, learned_intra, track2), crops the decoded picture
 by the conformance window and checks the decoded picture hash (7.8, 8.6).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from syntax.levels import level_for
 from syntax.rw import Trace
 from syntax.units import Unit, iter_units
 
-from .picture import Picture, plane_md5
+from ..picture import Picture, plane_md5
 
 CHROMA_FORMAT_NAMES = {0: "400", 1: "420", 3: "444"}
 
@@ -30,6 +31,10 @@ PICTURE_DECODERS: dict[int, callable] = {}
 # sequence (EOS, a new SPS or the end of the bitstream), e.g. the inner codec
 # whose bitstream is the concatenation of the INNER units (8.4).
 SEQUENCE_DECODERS: dict[int, callable] = {}
+
+# ph_pic_coding_mode -> task-branch decoding process (10.8)
+#   f(decoder, coded_picture, task) -> task output
+TASK_DECODERS: dict[int, callable] = {}
 
 
 def register_picture_decoder(mode: int):
@@ -64,7 +69,7 @@ class DecodedPicture:
     roi: list | None = None   # regions of interest (T2.7), (x, y, width, height) each; None: not enabled
 
 
-def _err(msg, unit: Unit | None, *, element=None, clause="8.1", shall=None, structure=None, bitpos=None):
+def unit_error(msg, unit: Unit | None, *, element=None, clause="8.1", shall=None, structure=None, bitpos=None):
     where = f"unit {unit.index}" if unit is not None else None
     if bitpos is None and unit is not None:
         bitpos = unit.offset * 8
@@ -101,7 +106,7 @@ def _check_layer_id(unit: Unit, cur: CodedPicture):
     types have layer 0, checked by the unit parser)."""
     top = cur.sps.sps_num_latent_layers_minus1
     if unit.unit_layer_id > top:
-        raise _err(f"{unit.type_name} unit with unit_layer_id {unit.unit_layer_id}, the SPS has latent layers "
+        raise unit_error(f"{unit.type_name} unit with unit_layer_id {unit.unit_layer_id}, the SPS has latent layers "
                    f"0..{top}", unit, element="unit_layer_id", clause="5.2", bitpos=unit.offset * 8 + 39,
                    shall="unit_layer_id of a LATENT or DPH unit shall not exceed sps_num_latent_layers_minus1")
 
@@ -128,19 +133,6 @@ def crop_to_output(pic: Picture, sps) -> Picture:
 def sps_picture_format(sps):
     return (CHROMA_FORMAT_NAMES[sps.sps_chroma_format_idc], hls.bit_depth(sps),
             "rgb" if sps.sps_colour_space_idc == 1 else "ycbcr")
-
-
-@register_picture_decoder(hls.PCM_MODE)
-def decode_pcm_picture(dec, cp: CodedPicture) -> Picture:
-    """Clause 8.3: PCM picture decoding: samples are copied."""
-    pcm = cp.units_of(hls.UT_PCM)
-    if len(pcm) != 1:
-        raise _err(f"a picture with ph_pic_coding_mode equal to 0 has {len(pcm)} PCM units", cp.ph_unit,
-                   element="ph_pic_coding_mode", clause="8.3",
-                   shall="A picture with ph_pic_coding_mode equal to 0 shall contain exactly one PCM unit")
-    cf, bd, cs = sps_picture_format(cp.sps)
-    planes = [np.asarray(p, dtype=np.uint16) for p in pcm[0].payload.pcm_sample]
-    return Picture(planes, cf, bd, cs)
 
 
 # units allowed inside a picture for each coding mode (8.1)
@@ -211,19 +203,19 @@ class Decoder:
                 self._end_sequence()
             elif ut == hls.UT_DPH:
                 if cur is None:
-                    raise _err("DPH unit outside a picture", unit, element="unit_type", clause="5.3",
+                    raise unit_error("DPH unit outside a picture", unit, element="unit_type", clause="5.3",
                                shall="A coded picture is a PH unit followed by its payload units, then its DPH "
                                      "units")
                 _check_layer_id(unit, cur)
                 if unit.unit_layer_id in cur.dph:
-                    raise _err(f"second DPH unit with unit_layer_id {unit.unit_layer_id} in one picture",
+                    raise unit_error(f"second DPH unit with unit_layer_id {unit.unit_layer_id} in one picture",
                                unit, element="unit_layer_id", clause="5.3",
                                shall="A picture has at most one DPH unit per layer")
                 cur.dph[unit.unit_layer_id] = (unit, unit.payload)
             else:
                 if ut == hls.UT_RESTORATION and not unit.payload.rm_picture_level_flag:
                     if self.seq_rm is not None or self.seq_pictures:
-                        raise _err("sequence-level RESTORATION unit " + (
+                        raise unit_error("sequence-level RESTORATION unit " + (
                             "repeated" if self.seq_rm is not None else "after a picture header")
                             + " in a coded sequence", unit, element="rm_picture_level_flag", clause="7.7",
                             bitpos=unit.payload_bitpos,
@@ -232,20 +224,20 @@ class Decoder:
                     self.seq_rm = unit.payload  # sequence-level metadata (7.7)
                     continue
                 if cur is None:
-                    raise _err(f"{unit.type_name} unit outside a picture (no preceding PH unit)", unit,
+                    raise unit_error(f"{unit.type_name} unit outside a picture (no preceding PH unit)", unit,
                                element="unit_type",
                                shall="A picture payload unit shall follow a PH unit")
                 if cur.dph:
-                    raise _err(f"{unit.type_name} unit after the DPH unit of its picture", unit, element="unit_type",
+                    raise unit_error(f"{unit.type_name} unit after the DPH unit of its picture", unit, element="unit_type",
                                clause="5.3", shall="The DPH units of a picture shall follow its payload units")
                 if ut not in _PICTURE_UNITS[cur.ph.ph_pic_coding_mode]:
-                    raise _err(f"{unit.type_name} unit in a picture with ph_pic_coding_mode equal to "
+                    raise unit_error(f"{unit.type_name} unit in a picture with ph_pic_coding_mode equal to "
                                f"{cur.ph.ph_pic_coding_mode}", unit, element="unit_type",
                                shall="The payload units of a picture shall be of the types allowed "
                                      "for its ph_pic_coding_mode (Table 8-1)")
                 _check_layer_id(unit, cur)
                 if ut == hls.UT_RESTORATION and cur.units_of(hls.UT_RESTORATION):
-                    raise _err("second picture-level RESTORATION unit in one picture", unit,
+                    raise unit_error("second picture-level RESTORATION unit in one picture", unit,
                                element="rm_picture_level_flag", clause="7.7", bitpos=unit.payload_bitpos,
                                shall="A picture contains at most one RESTORATION unit with "
                                      "rm_picture_level_flag equal to 1")
@@ -253,7 +245,7 @@ class Decoder:
                 cur.nbytes += unit.size
                 max_bytes = level_for(cur.sps.sps_level_idc).MaxUnitBytes
                 if cur.nbytes > max_bytes:
-                    raise _err(f"the units of the picture exceed MaxUnitBytes ({max_bytes})", unit,
+                    raise unit_error(f"the units of the picture exceed MaxUnitBytes ({max_bytes})", unit,
                                element="unit_length", clause="A.3",
                                shall="The total size of the units of one coded picture shall not exceed MaxUnitBytes")
         if cur is not None:
@@ -268,7 +260,7 @@ class Decoder:
         if self.seq_pictures == 0:
             self.seq_mode = mode
         elif mode != self.seq_mode and (mode in SEQUENCE_DECODERS or self.seq_mode in SEQUENCE_DECODERS):
-            raise _err(f"a {hls.CODING_MODE_NAMES.get(mode)} picture in a coded sequence of "
+            raise unit_error(f"a {hls.CODING_MODE_NAMES.get(mode)} picture in a coded sequence of "
                        f"{hls.CODING_MODE_NAMES.get(self.seq_mode)} pictures", cp.ph_unit,
                        element="ph_pic_coding_mode", clause="8.1",
                        shall="The pictures of a coded sequence that contains INNER pictures shall all be "
@@ -280,13 +272,13 @@ class Decoder:
         poc = cp.ph.ph_pic_order_cnt
         n = self.seq_pictures
         if self.seq_mode in SEQUENCE_DECODERS and poc != n:
-            raise _err(f"ph_pic_order_cnt {poc} of picture {n} of a coded sequence of "
+            raise unit_error(f"ph_pic_order_cnt {poc} of picture {n} of a coded sequence of "
                        f"{hls.CODING_MODE_NAMES.get(self.seq_mode)} pictures, expected {n}", cp.ph_unit,
                        element="ph_pic_order_cnt", clause="T2.4", bitpos=cp.ph_unit.payload_bitpos,
                        shall="In a coded sequence of INNER pictures, the picture header n (n = 0, 1, ... in "
                              "unit order) shall have ph_pic_order_cnt equal to n")
         if n and poc <= self.seq_last_poc:
-            raise _err(f"ph_pic_order_cnt {poc} does not exceed that of the preceding picture "
+            raise unit_error(f"ph_pic_order_cnt {poc} does not exceed that of the preceding picture "
                        f"({self.seq_last_poc})", cp.ph_unit, element="ph_pic_order_cnt", clause="8.1",
                        bitpos=cp.ph_unit.payload_bitpos,
                        shall="Within a coded sequence, ph_pic_order_cnt shall increase from one picture "
@@ -299,7 +291,7 @@ class Decoder:
             mode = pend[0].ph.ph_pic_coding_mode
             pics = SEQUENCE_DECODERS[mode](self, pend[0].sps, self.seq_rm, pend)
             if len(pics) != len(pend):
-                raise _err(f"the sequence decoding process gave {len(pics)} pictures for {len(pend)} "
+                raise unit_error(f"the sequence decoding process gave {len(pics)} pictures for {len(pend)} "
                            "picture headers", pend[0].ph_unit, element="ph_pic_coding_mode", clause="8.4")
             for cp, pic in zip(pend, pics):
                 self._output(cp, pic)
@@ -310,8 +302,12 @@ class Decoder:
     def _finish(self, cp: CodedPicture):
         mode = cp.ph.ph_pic_coding_mode
         if self.task is not None:
-            from .tools.task_branch import decode_task_picture
-            res = decode_task_picture(self, cp, self.task)
+            fn = TASK_DECODERS.get(mode)
+            if fn is None:   # a conforming stream; branches are defined on learned pictures only
+                raise ValueError(f"Task: picture {cp.ph.ph_pic_order_cnt} (unit {cp.ph_unit.index}) has "
+                                 f"ph_pic_coding_mode {mode} ({hls.CODING_MODE_NAMES.get(mode)}); "
+                                 f"task-branch decoding (10.8) applies to learned pictures only")
+            res = fn(self, cp, self.task)
             self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, None, "off", task=res))
             return
         if mode in SEQUENCE_DECODERS:
@@ -319,7 +315,7 @@ class Decoder:
             return
         fn = PICTURE_DECODERS.get(mode)
         if fn is None:
-            raise _err(f"ph_pic_coding_mode {mode} ({hls.CODING_MODE_NAMES.get(mode)}) is not supported by "
+            raise unit_error(f"ph_pic_coding_mode {mode} ({hls.CODING_MODE_NAMES.get(mode)}) is not supported by "
                        f"this decoder version", cp.ph_unit, element="ph_pic_coding_mode", clause="8.1")
         self._output(cp, fn(self, cp))
 
