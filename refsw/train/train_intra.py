@@ -148,12 +148,47 @@ def init_from_npz(path, lambdas=None):
 
 
 # ---------------------------------------------------------------- data
+def data_folders(text: str) -> list:
+    """The training folders of --data (comma-separated)."""
+    return [f for f in text.split(",") if f]
+
+
+def read_manifests(folders) -> dict:
+    """file name -> MANIFEST.json entry over the folders."""
+    man = {}
+    for d in folders:
+        mp = os.path.join(d, "MANIFEST.json")
+        if os.path.exists(mp):
+            with open(mp) as f:
+                for e in json.load(f):
+                    man[e["file"]] = e
+    return man
+
+
+def jpeg_sourced(entry: dict) -> bool:
+    """Whether a manifest entry's picture was a JPEG at its source."""
+    return str(entry.get("source_path", "")).lower().endswith((".jpg", ".jpeg"))
+
+
 class CropSampler:
-    def __init__(self, folder, crop, seed=0):
-        self.files = list_images(folder)
+    def __init__(self, folder, crop, seed=0, jpeg_downscale=1):
+        folders = data_folders(folder)
+        self.files = [f for d in folders for f in list_images(d)]
         if not self.files:
             raise SystemExit(f"no images in {folder}")
         imgs = [load_image(f) for f in self.files]
+        # pictures that were JPEGs at their source: downscaled (box filter) by
+        # jpeg_downscale where the result still holds a crop, to wash out JPEG artefacts
+        self.downscaled = []
+        if jpeg_downscale > 1:
+            from PIL import Image
+            man = read_manifests(folders)
+            for i, f in enumerate(self.files):
+                r = jpeg_downscale
+                if jpeg_sourced(man.get(os.path.basename(f), {})) and min(imgs[i].shape[1:]) // r >= crop:
+                    im = Image.fromarray(imgs[i].permute(1, 2, 0).numpy()).reduce(r)
+                    imgs[i] = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous()
+                    self.downscaled.append(f)
         fits = [im.shape[1] >= crop and im.shape[2] >= crop for im in imgs]
         self.skipped = [f for f, ok in zip(self.files, fits) if not ok]   # smaller than the crop
         self.imgs = [im for im, ok in zip(imgs, fits) if ok]
@@ -182,21 +217,16 @@ class CropSampler:
 
 # ---------------------------------------------------------------- model card
 def write_card(path, model, args, step, train_seconds, rows, base_rows, train_files, dev_files, latent=None,
-               skipped=()):
+               skipped=(), downscaled=()):
     cfg = model.cfg
-    man = {}
-    mp = os.path.join(args.data, "MANIFEST.json")
-    if os.path.exists(mp):
-        with open(mp) as f:
-            for e in json.load(f):
-                man[e["file"]] = e
+    man = read_manifests(data_folders(args.data))
     kd = model.decoder_kmac_per_pixel()
     ke = model.encoder_kmac_per_pixel()
     L = []
     L.append(f"# Model card: {cfg.name} (sps_model_id {cfg.model_id})\n")
     L.append("Learned intra codec, float weights; the normative integer decoder data "
-             "(intra_v1_int.npz) comes from `python -m refsw.nn.convert`. "
-             "Design notes: docs/models/intra_v1.md. File: refsw/data/models/intra_v1.npz "
+             f"({cfg.name}_int.npz) comes from `python -m refsw.nn.convert`. "
+             f"Design notes: docs/models/{cfg.name}.md. File: refsw/data/models/{cfg.name}.npz "
              "(numpy .npz, no pickle; layout in refsw/models/io.py).\n")
     L.append("## Training\n")
     L.append(f"- steps: {step} (batch {args.batch}, crop {args.crop}x{args.crop}, Adam lr {args.lr:g}, "
@@ -207,16 +237,20 @@ def write_card(path, model, args, step, train_seconds, rows, base_rows, train_fi
     L.append(f"- command (last run): `{' '.join(['python -m refsw.train.train_intra'] + sys.argv[1:])}`")
     L.append(f"- loss: bpp + lambda*255^2*MSE (RGB in [0,1]); lambdas per operating point: "
              f"{', '.join(f'{l:g}' for l in cfg.lambdas)}; base-only aux weight {args.base_weight:g}")
-    L.append(f"- complexity (kMAC per pixel): decoder h_s {kd['h_s']:.2f} + g_s {kd['g_s']:.2f}; "
+    L.append("- complexity (kMAC per pixel): decoder " + " + ".join(f"{k} {v:.2f}" for k, v in kd.items()) + "; "
              f"encoder g_a {ke['g_a']:.2f} + h_a {ke['h_a']:.2f}")
     L.append("- status: " + ("final" if getattr(args, "_final", False) else "intermediate export (training in progress)"))
     L.append("")
     L += card_rd_section(dev_files, rows, base_rows, latent, cfg.base_channels)
     L.append("\n## Training data provenance\n")
-    L.append(f"{len(train_files)} images from `shared/datasets/train` (not in the repository); "
+    L.append(f"{len(train_files)} images from "
+             + ", ".join(f"`shared/datasets/{os.path.basename(os.path.normpath(d))}`" for d in data_folders(args.data))
+             + " (not in the repository); "
              "source package / path from its MANIFEST.json; sha256 of the file as read."
              + (f" Not used in the last run, smaller than its {args.crop}x{args.crop} crops: "
                 + ", ".join(os.path.basename(f) for f in skipped) + "." if skipped else "")
+             + (f" Downscaled by {args.jpeg_downscale} (box filter; JPEGs at their source): "
+                + ", ".join(os.path.basename(f) for f in downscaled) + "." if downscaled else "")
              + "\n")
     L.append("| file | source package | source path | sha256 |")
     L.append("|---|---|---|---|")
@@ -265,7 +299,11 @@ def sample_quality(n, cfg, rng):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="../shared/datasets/train")
+    ap.add_argument("--data", default="../shared/datasets/train",
+                    help="training folder(s), comma-separated (each may hold a MANIFEST.json)")
+    ap.add_argument("--jpeg-downscale", type=int, default=1,
+                    help="downscale pictures that were JPEGs at their source (MANIFEST source_path) by this "
+                         "factor where a crop still fits (1 = off)")
     ap.add_argument("--dev", default="../shared/datasets/dev")
     ap.add_argument("--out", default="out/train_intra")
     ap.add_argument("--export", default=os.path.join(REPO, "refsw/data/models/intra_v1.npz"))
@@ -396,9 +434,11 @@ def main(argv=None):
     log(f"config {cfg.to_dict()}")
     log(f"kMAC/px decoder {model.decoder_kmac_per_pixel()} encoder {model.encoder_kmac_per_pixel()}")
 
-    sampler = CropSampler(args.data, args.crop, seed=int(rng.integers(1 << 30)))
+    sampler = CropSampler(args.data, args.crop, seed=int(rng.integers(1 << 30)), jpeg_downscale=args.jpeg_downscale)
     dev_files = list_images(args.dev) if args.dev and os.path.isdir(args.dev) else []
     dev_imgs = [load_image(f) for f in dev_files]
+    if sampler.downscaled:
+        log(f"downscaled by {args.jpeg_downscale} (JPEG at the source): {len(sampler.downscaled)} pictures")
     log(f"{len(sampler.imgs)} training images, {len(dev_files)} dev images"
         + (f"; not used, smaller than {args.crop}x{args.crop}: "
            + ", ".join(os.path.basename(f) for f in sampler.skipped) if sampler.skipped else ""))
@@ -448,7 +488,7 @@ def main(argv=None):
         log_latent_use(latent)
         args._final = final
         write_card(args.card, model, args, step, train_seconds, rows, base_rows, sampler.files, dev_files,
-                   latent, skipped=sampler.skipped)
+                   latent, skipped=sampler.skipped, downscaled=sampler.downscaled)
         log(f"exported {args.export} (step {step})")
         model.train()
 
