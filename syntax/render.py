@@ -9,12 +9,19 @@ Spec pages carry markers::
     ...generated table...
     <!-- /syntax -->
 
+Data tables of the code are marked ``<!-- table: levels -->`` (Annex A,
+Table 5-1), and normative integer arrays ``<!-- array: fL
+refsw.decoder.track2.spatial.LUMA_FILTER -->`` (a symbol for the column
+heads and the dotted name of a two-dimensional integer array of the normative
+decoder, e.g. the filter tables of T2.3).
+
 ``python -m syntax.render docs/spec/*.md`` regenerates every marked table in
 place; ``--check`` exits non-zero if a page is stale (used by the tests).
 """
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import re
 import sys
@@ -116,7 +123,10 @@ class _Renderer:
             orelse = self._sub_rows(st.orelse, depth + 1)
             if not body and not orelse:
                 return
-            self.row(depth, f"if( {_expr(st.test)} ) {{")
+            test = st.test
+            cond = ("more_rbsp_data( )" if isinstance(test, ast.Call)
+                    and ast.unparse(test.func).startswith("rw.more_rbsp_data") else _expr(test))
+            self.row(depth, f"if( {cond} ) {{")
             self.rows += body
             if orelse:
                 self.row(depth, "} else {")
@@ -251,6 +261,57 @@ def structures():
 
 _MARK = re.compile(r"(<!-- syntax: (\w+) -->\n)(.*?)(<!-- /syntax -->)", re.S)
 _TABLE = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- /table -->)", re.S)
+_ARRAY = re.compile(r"(<!-- array: (\w+) ([\w.]+) -->\n)(.*?)(<!-- /array -->)", re.S)
+
+# modules whose arrays a spec page may print: the normative decoder and the syntax layer.
+# The module is imported when the page is rendered (a documentation step), not by syntax/
+# itself, which stays free of refsw imports (python -m refsw.layers --check).
+_ARRAY_MODULES = ("refsw.decoder.", "syntax.")
+
+
+def resolve_array(dotted: str):
+    """The object named by ``package.module.NAME`` (a module of _ARRAY_MODULES)."""
+    mod, _, attr = dotted.rpartition(".")
+    if not mod.startswith(_ARRAY_MODULES):
+        raise KeyError(f"array {dotted!r}: a spec page prints arrays of {', '.join(_ARRAY_MODULES)} only")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def render_array(symbol: str, dotted: str) -> str:
+    """A two-dimensional integer array as a table: one row per first index p,
+    one column per second index k, head ``symbol[ p ][ k ]``."""
+    rows = [[int(v) for v in row] for row in resolve_array(dotted)]
+    ncol = len(rows[0])
+    if any(len(r) != ncol for r in rows):
+        raise ValueError(f"array {dotted!r} is not rectangular")
+    out = ["| p | " + " | ".join(f"{symbol}[ p ][ {k} ]" for k in range(ncol)) + " |",
+           "|" + "---|" * (ncol + 1)]
+    out += [f"| {p} | " + " | ".join(str(v) for v in r) + " |" for p, r in enumerate(rows)]
+    return "\n".join(out) + "\n"
+
+
+def parse_array(text: str, symbol: str) -> list[list[int]]:
+    """The integer rows of the table whose head names ``symbol`` in ``text``
+    (a spec page), in row order: the inverse of :func:`render_array`, for tests
+    that compare the printed tables with the code."""
+    lines = text.splitlines()
+    head = next(i for i, ln in enumerate(lines) if ln.startswith("| p | " + symbol + "[ p ][ 0 ]"))
+    rows = []
+    for ln in lines[head + 2:]:
+        if not ln.startswith("|"):
+            break
+        cells = [c.strip().replace("\u2212", "-") for c in ln.strip().strip("|").split("|")]
+        if int(cells[0]) != len(rows):
+            raise ValueError(f"table {symbol}: row {cells[0]} out of order")
+        rows.append([int(c) for c in cells[1:]])
+    return rows
+
+
+def _first_sentence(doc: str | None) -> str:
+    """The first sentence of a docstring (its first paragraph may span lines)."""
+    para = " ".join((doc or "").strip().split("\n\n")[0].split())
+    m = re.match(r"(.*?\.)(?:\s|$)", para)
+    return m.group(1) if m else para
 
 
 def render_table(name: str) -> str:
@@ -272,7 +333,7 @@ def render_table(name: str) -> str:
         rows = ["| unit_type | Name | Content | Syntax structure |", "|---|---|---|---|"]
         for ut, nm in hls.UNIT_TYPE_NAMES.items():
             st = hls.PAYLOAD_STRUCTURES[ut]
-            rows.append(f"| {ut} | {nm} | {(st.__doc__ or '').strip().splitlines()[0] if st.__doc__ else ''} | "
+            rows.append(f"| {ut} | {nm} | {_first_sentence(st.__doc__)} | "
                         f"{st.__name__}( ) ({st.clause}) |")
         rows.append(f"| {max(hls.UNIT_TYPE_NAMES) + 1}..47 | RSV | reserved | skipped by decoders |")
         rows.append("| 48..63 | UNSPEC | unspecified | skipped by decoders |")
@@ -290,6 +351,7 @@ def render_page(text: str) -> str:
         return m.group(1) + render_structure(structs[name]) + m.group(4)
 
     text = _MARK.sub(sub, text)
+    text = _ARRAY.sub(lambda m: m.group(1) + render_array(m.group(2), m.group(3)) + m.group(5), text)
     return _TABLE.sub(lambda m: m.group(1) + render_table(m.group(2)) + m.group(4), text)
 
 
