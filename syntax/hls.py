@@ -258,9 +258,13 @@ def entropy_substream(rw, es):
 
 @syntax_structure("7.2")
 def latent_layer(rw, lat, sps):
-    """One layer of the learned latent (layer = unit_layer_id)."""
+    """One layer of the learned latent (layer = unit_layer_id).  lat_substream
+    holds the symbols of the first pass; lat_ctx_substream, present for a model
+    with a spatial context (10.9), those of the second pass."""
     rw.ue("lat_num_channels", 1, 1024)
     entropy_substream(rw, rw.sub(lat, "lat_substream"))
+    if rw.more_rbsp_data("lat_ctx_substream"):
+        entropy_substream(rw, rw.sub(lat, "lat_ctx_substream"))
     rw.rbsp_trailing_bits()
 
 

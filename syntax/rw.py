@@ -509,8 +509,12 @@ class SyntaxWriter(_RW):
         self._zero_run(name)
 
     def more_rbsp_data(self, name=None) -> bool:
-        """Writer side: true while list ``name`` of the object has unwritten entries."""
-        arr = getattr(self.obj, name, None) or []
+        """Writer side: true while list ``name`` of the object has unwritten entries;
+        for an optional structure ``name`` (not a list): whether the object has it."""
+        arr = getattr(self.obj, name, None)
+        if arr is not None and not isinstance(arr, (list, tuple)):
+            return True
+        arr = arr or []
         k = (id(self.obj), name)
         i = self._more_count.get(k, 0)
         if i < len(arr):

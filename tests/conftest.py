@@ -15,21 +15,33 @@ from refsw.decoder import model_data
 
 
 @contextlib.contextmanager
-def random_codec(d):
-    """Register a randomly initialised, integerised model 1 (weights in folder d)."""
+def random_codec(d, model_id=1):
+    """Register a randomly initialised, integerised model ``model_id`` (weights in folder d)."""
     torch.manual_seed(0)
-    m = registry.build_model(1)
-    export_npz(m, str(d / "m.npz"))
-    np.savez(d / "m_int.npz", **convert.integerize(m, [torch.rand(1, 3, 64, 64)], qualities=[0, 63]))
-    old, old_data = registry.REGISTRY[1], model_data.MODEL_DATA[1]
-    registry.REGISTRY[1] = replace(old, weights=str(d / "m.npz"))
-    model_data.MODEL_DATA[1] = replace(old_data, int_file=str(d / "m_int.npz"), int_sha256=None)
+    m = registry.build_model(model_id)
+    if m.ctx is not None:
+        with torch.no_grad():   # a context that acts: random last layer (it starts at zero)
+            m.ctx[-1].weight.normal_(0, 0.02)
+            m.ctx[-1].weight.mul_(m.ctx[-1].mask)
+    name = f"m{model_id}"
+    export_npz(m, str(d / f"{name}.npz"))
+    np.savez(d / f"{name}_int.npz", **convert.integerize(m, [torch.rand(1, 3, 64, 64)], qualities=[0, 63]))
+    old = registry.REGISTRY[model_id]
+    old_data = model_data.MODEL_DATA.get(model_id)
+    registry.REGISTRY[model_id] = replace(old, weights=str(d / f"{name}.npz"))
+    model_data.MODEL_DATA[model_id] = (replace(old_data, int_file=str(d / f"{name}_int.npz"), int_sha256=None)
+                                       if old_data else model_data.ModelData(model_id, old.name,
+                                                                             str(d / f"{name}_int.npz"), None))
     li.int_model.cache_clear()
     eli.float_model.cache_clear()
     try:
-        yield d / "m_int.npz"
+        yield d / f"{name}_int.npz"
     finally:
-        registry.REGISTRY[1], model_data.MODEL_DATA[1] = old, old_data
+        registry.REGISTRY[model_id] = old
+        if old_data:
+            model_data.MODEL_DATA[model_id] = old_data
+        else:
+            del model_data.MODEL_DATA[model_id]
         li.int_model.cache_clear()
         eli.float_model.cache_clear()
 

@@ -17,8 +17,8 @@ Execution paths (all give identical integers):
   because every partial sum is an integer of magnitude < 2^53, which
   :func:`check_bounds` proves for each layer when the model loads, so the
   order of summation cannot matter (numpy's BLAS sums in any order). It runs
-  as k matrix products, one per kernel row, on the k shifted copies of the
-  zero-padded, flattened input that row reads (:func:`conv2d_taps`). The
+  as matrix products on stacked shifted copies of the zero-padded, flattened
+  input (:func:`conv2d_taps`). The
   requantisation runs in int64, or in float64 where
   :func:`f64_requant_exact` proves that exact.
 * ``int64``: the same products in int64 (slow; the reference used by tests).
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 EXACT_LIMIT = 1 << 53
+#: memory for the stacked shifted copies of a layer input (conv2d_taps; speed only)
+STACK_BYTES = 1 << 27
 INT64_LIMIT = 1 << 63
 
 
@@ -96,17 +98,18 @@ def pixel_shuffle(x: np.ndarray, r: int) -> np.ndarray:
 
 def conv2d_taps(x: np.ndarray, taps: np.ndarray, bias: np.ndarray, shuffle: int = 0) -> np.ndarray:
     """Zero-padded 'same' convolution of x (N, Cin, H, W) with taps
-    (k*k, Cout, Cin), tap t = ky*k + kx, as k accumulated matrix products.
+    (k*k, Cout, Cin), tap t = ky*k + kx, as one or k accumulated matrix products.
     With ``shuffle`` r > 0, x is given before its depth-to-space by r
     (N, Cin*r*r, H/r, W/r), which is done by the copy into the padded buffer.
 
     The input is padded by p = k//2 and flattened to (Cin, (H+2p)(W+2p)) with
     a guard of p*(W+2p)+p zeros at each end; the output on the padded grid at
     flat position i is bias + sum_t taps[t] @ xf[:, i + off_t], with
-    off_t = (ky-p)*(W+2p) + (kx-p).  The k taps of a kernel row are one
-    product: their k shifted views are stacked into (k*Cin, n) and multiplied
-    by the row's taps side by side (Cout, k*Cin).  The border of the padded
-    grid is cropped off. Exact in float64 whenever every partial sum is an
+    off_t = (ky-p)*(W+2p) + (kx-p).  The taps of a group of kernel rows are
+    one product: their shifted views are stacked into (taps*Cin, n) and
+    multiplied by the group's taps side by side (Cout, taps*Cin); the group is
+    the whole kernel when the copies fit in STACK_BYTES, else one row.  The
+    border of the padded grid is cropped off. Exact in float64 whenever every partial sum is an
     integer < 2^53 (check_bounds); in int64 always (within the bounds
     check_bounds proves)."""
     kk, cout, cin = taps.shape
@@ -119,11 +122,15 @@ def conv2d_taps(x: np.ndarray, taps: np.ndarray, bias: np.ndarray, shuffle: int 
     npad = (h + 2 * p) * wp
     g = p * wp + p
     dt = taps.dtype
-    rows = [np.ascontiguousarray(taps[k * ky:k * ky + k].transpose(1, 0, 2).reshape(cout, k * cin))
-            for ky in range(k)]
+    # kernel rows per product: all k (one product, no accumulation) when their
+    # stacked copies fit in STACK_BYTES, else one row at a time
+    g_rows = k if k * k * cin * npad * 8 <= STACK_BYTES else 1
+    groups = [list(range(r0, min(k, r0 + g_rows))) for r0 in range(0, k, g_rows)]
+    mats = [np.ascontiguousarray(taps[k * grp[0]:k * (grp[-1] + 1)].transpose(1, 0, 2).reshape(cout, -1))
+            for grp in groups]
     out = np.empty((n, cout, h, w), dtype=dt)
-    tmp = np.empty((cout, npad), dtype=dt) if k > 1 else None
-    stack = np.empty((k * cin, npad), dtype=dt)
+    tmp = np.empty((cout, npad), dtype=dt) if len(groups) > 1 else None
+    stack = np.empty((g_rows * k * cin, npad), dtype=dt)
     for i in range(n):
         xf = np.zeros((cin, npad + 2 * g), dtype=dt)
         dst = xf[:, g:g + npad].reshape(cin, h + 2 * p, wp)[:, p:p + h, p:p + w]
@@ -135,14 +142,17 @@ def conv2d_taps(x: np.ndarray, taps: np.ndarray, bias: np.ndarray, shuffle: int 
         else:
             dst[...] = x[i]
         acc = np.empty((cout, npad), dtype=dt)
-        for ky in range(k):
-            for kx in range(k):
-                off = g + (ky - p) * wp + (kx - p)
-                stack[kx * cin:(kx + 1) * cin] = xf[:, off:off + npad]
-            if ky == 0:
-                np.matmul(rows[ky], stack, out=acc)
+        for gi, grp in enumerate(groups):
+            j = 0
+            for ky in grp:
+                for kx in range(k):
+                    off = g + (ky - p) * wp + (kx - p)
+                    stack[j * cin:(j + 1) * cin] = xf[:, off:off + npad]
+                    j += 1
+            if gi == 0:
+                np.matmul(mats[gi], stack[:j * cin], out=acc)
             else:
-                np.matmul(rows[ky], stack, out=tmp)
+                np.matmul(mats[gi], stack[:j * cin], out=tmp)
                 acc += tmp
         acc += bias.reshape(-1, 1)
         out[i] = acc.reshape(cout, h + 2 * p, wp)[:, p:p + h, p:p + w]

@@ -83,7 +83,31 @@ class IntModel:
                 ("LS, LSA (10.3 step 3)", acc_hs, self.ls_mult, int(np.abs(self.ls_add).max()), self.ls_shift)):
             if vmax * int(np.abs(mult).max()) + add + (1 << max(shift - 1, 0)) >= 1 << 63:
                 raise ValueError(f"{path}: requantisation product bound of {what} >= 2^63")
+        # 10.9 spatial context (checkerboard): present for models with ctx.* data
+        self.ctx = from_npz(z, "ctx") if "ctx.num_layers" in z else None
+        if self.ctx is not None:
+            if int(z["ctx.idc"]) != 1:
+                raise ValueError(f"{path}: context model {int(z['ctx.idc'])} is not defined (10.9)")
+            self.ctx_p_mult = z["ctx.p_mult"]
+            self.ctx_c_mult = z["ctx.c_mult"]
+            self.ctx_p_shift, self.ctx_c_shift = (int(v) for v in z["ctx.shifts"])
+            acc_ctx = check_bounds(self.ctx, LAT_MAX, name="ctx")[-1]
+            for what, vmax, mult, shift in (("PM (10.9)", acc_hs, self.ctx_p_mult, self.ctx_p_shift),
+                                            ("CM (10.9)", acc_ctx, self.ctx_c_mult, self.ctx_c_shift)):
+                if vmax * int(np.abs(mult).max()) + (1 << (shift - 1)) >= 1 << 63:
+                    raise ValueError(f"{path}: requantisation product bound of {what} >= 2^63")
+            # the refined accumulator acc_hs + delta stays within the bound of the MU / LS products
+            delta = (acc_ctx * int(np.abs(self.ctx_c_mult).max()) >> self.ctx_c_shift) + 1
+            for what, mult, add, shift in (("MU (10.9)", self.mu_mult, 0, self.mu_shift - self.mu_frac_bits),
+                                           ("LS (10.9)", self.ls_mult, int(np.abs(self.ls_add).max()), self.ls_shift)):
+                if (acc_hs + delta) * int(np.abs(mult).max()) + add + (1 << max(shift - 1, 0)) >= 1 << 63:
+                    raise ValueError(f"{path}: requantisation product bound of {what} >= 2^63")
         self.cache = {}
+
+    @property
+    def num_passes(self) -> int:
+        """Entropy-decoding passes of a latent layer: 2 with the spatial context (10.9), else 1."""
+        return 1 if self.ctx is None else 2
 
     def layer_channels(self, num_layers: int):
         """[C_0, C_1, ..., C_L]: channel ranges of the latent layers."""
@@ -98,10 +122,35 @@ class IntModel:
     def hyper_synthesis(self, z_hat: np.ndarray, q: int, path="float64", device="cpu"):
         """(mu, k): integer means and scale indices (10.3) of z_hat (1, Z, h, w) int64.
         On a GPU (``device``) z_hat and the results are torch tensors."""
+        return self.entropy_params(self.hyper_acc(z_hat, q, path, device), q, device)
+
+    def hyper_acc(self, z_hat, q: int, path="float64", device="cpu"):
+        """10.3 steps 1-2: the last accumulator of h_s (1, 2M, h, w) int64."""
         eng = engine(device)
-        rq = eng.requant
-        x = rq(clip3(z_hat, IN_CLIP), self.zd_mult[q], None, self.zd_shift, -LAT_MAX, LAT_MAX - 1)
-        acc = eng.run(self.hs, x, path, return_last_acc=True, cache=self.cache)
+        x = eng.requant(clip3(z_hat, IN_CLIP), self.zd_mult[q], None, self.zd_shift, -LAT_MAX, LAT_MAX - 1)
+        return eng.run(self.hs, x, path, return_last_acc=True, cache=self.cache)
+
+    def context_acc(self, acc, a_anchor, q: int, path="float64", device="cpu"):
+        """10.9: the accumulator refined at the non-anchor positions from the
+        synthesis input ``a_anchor`` of the decoded anchors (0 elsewhere):
+        P = Clip3(-2^15, 2^15 - 1, (acc * PM + rnd) >> Sp), the context layers on
+        [a_anchor, P], and acc + ((accC * CM + rnd) >> Sc) at non-anchors."""
+        eng = engine(device)
+        p = eng.requant(acc, self.ctx_p_mult, None, self.ctx_p_shift, -LAT_MAX, LAT_MAX - 1)
+        x = np.concatenate([a_anchor, p], axis=1) if device == "cpu" else _torch_cat(a_anchor, p)
+        acc_c = eng.run(self.ctx, x, path, return_last_acc=True, cache=self.cache)
+        delta = eng.requant(acc_c, self.ctx_c_mult, None, self.ctx_c_shift, -(1 << 62), 1 << 62)
+        na = to_device(1 - anchor_mask(*acc.shape[-2:]), device)
+        return acc + delta * na
+
+    def synthesis_input(self, y_hat, q: int, device="cpu"):
+        """10.5 step 1: a = Clip3(-2^15, 2^15 - 1, (Clip3(-2^20, 2^20, y_hat) * GD[q][c] + rnd) >> Sg)."""
+        return engine(device).requant(clip3(y_hat, IN_CLIP), self.gd_mult[q], None, self.gd_shift,
+                                      -LAT_MAX, LAT_MAX - 1)
+
+    def entropy_params(self, acc, q: int, device="cpu"):
+        """10.3 steps 3-4: (mu, k) of an h_s accumulator."""
+        rq = engine(device).requant
         M = self.M
         n = self.mu_frac_bits
         mu = rq(acc[:, :M], self.mu_mult[q], None, self.mu_shift - n, -LAT_MAX << n, (LAT_MAX << n) - 1)
@@ -114,9 +163,17 @@ class IntModel:
     # -- 10.5 synthesis ---------------------------------------------------------
     def synthesis(self, y_hat: np.ndarray, q: int, path="float64", device="cpu"):
         """R, G, B samples (1, 3, H, W) int64 of y_hat (1, M, h, w) int64 (10.5)."""
-        eng = engine(device)
-        x = eng.requant(clip3(y_hat, IN_CLIP), self.gd_mult[q], None, self.gd_shift, -LAT_MAX, LAT_MAX - 1)
-        return eng.run(self.gs, x, path, cache=self.cache)
+        return engine(device).run(self.gs, self.synthesis_input(y_hat, q, device), path, cache=self.cache)
+
+
+def anchor_mask(h: int, w: int) -> np.ndarray:
+    """(h, w) int64: 1 at the anchor positions of the checkerboard (y + x even, 10.9)."""
+    return ((np.arange(h).reshape(h, 1) + np.arange(w).reshape(1, w)) % 2 == 0).astype(np.int64)
+
+
+def _torch_cat(a, b):
+    import torch
+    return torch.cat([a, b], dim=1)
 
 
 def clip3(v, c: int):
@@ -191,7 +248,8 @@ def output_picture(x: np.ndarray, sps) -> Picture:
 
 
 def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64", device="cpu"):
-    """Entropy decoding and hyper-synthesis: y_hat (1, M, H/16, W/16) int64."""
+    """Entropy decoding and hyper-synthesis (10.3, 10.4, 10.9): y_hat (1, M, H/16, W/16) int64.
+    Channels of the layers without a LATENT unit take the first-pass mean."""
     hs_, ws_ = H // m.total_stride, W // m.total_stride
     hyp = hyp_unit.payload
     if hyp.hyp_num_channels != m.Z:
@@ -200,11 +258,13 @@ def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64
     zi = np.broadcast_to(np.arange(m.Z).reshape(m.Z, 1, 1), (m.Z, hs_, ws_))
     z_hat = decode_substreams(_subs(hyp.hyp_substream), zi, m.z_tables)
     z_hat = to_device(z_hat.astype(np.int64)[None], device)
-    mu, k = m.hyper_synthesis(z_hat, q, path, device)
+    acc = m.hyper_acc(z_hat, q, path, device)
+    mu, k = m.entropy_params(acc, q, device)
     y_hat = to_numpy(mu).copy()
     chans = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)
     kk = to_numpy(k)[0]
     gt = m.y_tables
+    layers = []
     for u in lat_units:
         layer = u.unit_layer_id
         c0, c1 = chans[layer], chans[layer + 1]
@@ -212,8 +272,34 @@ def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64
         if lat.lat_num_channels != c1 - c0:
             raise BitstreamError(f"lat_num_channels {lat.lat_num_channels}, layer {layer} of the model has "
                                  f"{c1 - c0}", element="lat_num_channels", clause="7.2", where=f"unit {u.index}")
-        s = decode_substreams(_subs(lat.lat_substream), kk[c0:c1], gt)
-        y_hat[0, c0:c1] += s.astype(np.int64)
+        passes = 1 + (lat.get("lat_ctx_substream") is not None)
+        if passes != m.num_passes:
+            raise BitstreamError(f"LATENT unit with {passes} entropy substream(s); model {m.model_id} "
+                                 f"decodes a latent layer in {m.num_passes} pass(es)",
+                                 element="lat_ctx_substream", clause="10.9", where=f"unit {u.index}",
+                                 shall="lat_ctx_substream shall be present if and only if the model has a "
+                                       "spatial context (Table 10-4)")
+        layers.append((u, c0, c1))
+    if m.ctx is None:
+        for u, c0, c1 in layers:
+            y_hat[0, c0:c1] += decode_substreams(_subs(u.payload.lat_substream), kk[c0:c1], gt).astype(np.int64)
+        return to_device(y_hat, device)
+    # 10.9: first pass, the anchors of every present layer
+    A = anchor_mask(H // m.stride, W // m.stride).astype(bool)
+    for u, c0, c1 in layers:
+        s = decode_substreams(_subs(u.payload.lat_substream), kk[c0:c1][:, A], gt)
+        y_hat[0, c0:c1][:, A] += s.astype(np.int64)
+    # the context, then the second pass: the non-anchors
+    a = to_numpy(m.synthesis_input(to_device(y_hat, device), q, device)) * A.astype(np.int64)
+    for c in range(m.M):
+        if not any(c0 <= c < c1 for _, c0, c1 in layers):
+            a[0, c] = 0          # channels of absent layers: no context input
+    acc2 = m.context_acc(acc, to_device(a, device), q, path, device)
+    mu2, k2 = (to_numpy(v) for v in m.entropy_params(acc2, q, device))
+    N = ~A
+    for u, c0, c1 in layers:
+        s = decode_substreams(_subs(u.payload.lat_ctx_substream), k2[0, c0:c1][:, N], gt)
+        y_hat[0, c0:c1][:, N] = mu2[0, c0:c1][:, N] + s.astype(np.int64)
     return to_device(y_hat, device)
 
 

@@ -133,7 +133,7 @@ class RdCost:
             z_hat, y_hat = ste_round(z).clamp(-S, S), ste_round(y_g)
         else:
             z_hat, y_hat = soft_round(z, tau).clamp(-S, S), soft_round(y_g, tau)
-        mu, log_sigma = m.hyper_decode(z_hat, self.zD, self.gE, self.lgE)
+        mu, log_sigma = m.entropy_params(z_hat, y_hat, self.zD, self.gE, self.gD, self.lgE)   # context included
         bits = -(torch.log2(gaussian_likelihood(y_hat, mu, torch.exp(log_sigma))).sum()
                  + torch.log2(m.z_prior.likelihood(z_hat)).sum())
         x_hat = m.synthesize(y_hat, self.gD)[..., :self.h, :self.w]

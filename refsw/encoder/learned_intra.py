@@ -15,7 +15,7 @@ from syntax import hls
 from syntax.rw import Struct
 
 from ..decoder.entropy import RansSubstreams, encode_substreams
-from ..decoder.learned_intra import IN_CLIP, int_model, output_picture
+from ..decoder.learned_intra import IN_CLIP, anchor_mask, int_model, output_picture
 from ..picture import Picture
 from .core import (CODED_SIZE_ALIGN, CODING_MODE_TOOLS, EncoderError, hash_units, layer_reconstructions,
                    register_picture_encoder)
@@ -61,7 +61,8 @@ def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
     z_hat, y_g = analyse(model, pic, q, getattr(enc.cfg, "LatentRefine", 0), valid_hw,
                          enc.search_schedule)
     z_hat = z_hat.numpy()
-    mu, k = m.hyper_synthesis(z_hat, q)
+    acc = m.hyper_acc(z_hat, q)
+    mu, k = m.entropy_params(acc, q)
     # the symbols are round(y) - mu: the encoder uses the decoder's integer means
     y_hat = np.clip(torch.round(y_g).to(torch.int64).numpy(), -IN_CLIP, IN_CLIP)
     sym = (y_hat - mu)[0]
@@ -74,10 +75,23 @@ def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
                                    hyp_substream=entropy_substream(encode_substreams(z_hat[0], zi, m.z_tables))), 0)]
     chans = m.layer_channels(num_layers)
     gt = m.y_tables
+    if m.ctx is not None:
+        # 10.9: anchors with the first-pass parameters, non-anchors with the refined ones
+        A = anchor_mask(*y_hat.shape[-2:]).astype(bool)
+        a = m.synthesis_input(y_hat, q) * A.astype(np.int64)
+        mu2, k2 = m.entropy_params(m.context_acc(acc, a, q), q)
+        sym2, kk2 = (y_hat - mu2)[0], k2[0]
     for layer in range(num_layers):
         c0, c1 = chans[layer], chans[layer + 1]
-        subs = encode_substreams(sym[c0:c1], kk[c0:c1], gt)
-        units.append((hls.UT_LATENT, Struct(lat_num_channels=c1 - c0, lat_substream=entropy_substream(subs)), layer))
+        if m.ctx is None:
+            lat = Struct(lat_num_channels=c1 - c0,
+                         lat_substream=entropy_substream(encode_substreams(sym[c0:c1], kk[c0:c1], gt)))
+        else:
+            lat = Struct(lat_num_channels=c1 - c0,
+                         lat_substream=entropy_substream(encode_substreams(sym[c0:c1][:, A], kk[c0:c1][:, A], gt)),
+                         lat_ctx_substream=entropy_substream(
+                             encode_substreams(sym2[c0:c1][:, ~A], kk2[c0:c1][:, ~A], gt)))
+        units.append((hls.UT_LATENT, lat, layer))
     x = m.synthesis(y_hat, q)[0].astype(np.uint16)
     recon = {num_layers - 1: output_picture(x, sps)}
     if num_layers > 1 and getattr(enc.cfg, "BaseLayerHash", 1):

@@ -35,8 +35,15 @@ class ModelEntry:
         return self.weights_path.replace(".npz", "_int.npz")
 
 
+#: model 2 (docs/models/intra_v2.md): model 1's transforms with a wider g_s, a checkerboard
+#: context model (10.9) and operating points up to lambda 0.512 (refsw.train.make_intra2)
+INTRA_V2 = IntraConfig(name="intra_v2", model_id=2, gs_channels=(160, 160, 96, 96, 80),
+                       lambdas=(0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512),
+                       context="checkerboard", ctx_channels=192, ctx_base_channels=64)
+
 REGISTRY = {
     1: ModelEntry(1, "intra_v1", IntraConfig(), IntraCodec, "intra_v1.npz"),
+    2: ModelEntry(2, "intra_v2", INTRA_V2, IntraCodec, "intra_v2.npz"),
 }
 
 

@@ -181,8 +181,50 @@ def integerize(model, calib_images, *, qualities=range(0, 64, 9)) -> dict:
     pmf = model.z_prior.pmf(S).numpy()
     zt = RansTables.from_pmfs(list(pmf), [-S] * Z, escape_probs=[0.0] * Z)
     d["z.offsets"], d["z.num_symbols"], d["z.cdf"] = zt.offsets, zt.num_symbols, zt.cdf
+    if model.ctx is not None:
+        d.update(integerize_context(model, calib_images, qualities, hs_units, s_gin))
     d["meta.config_json"] = np.frombuffer(json.dumps(cfg.to_dict()).encode(), dtype=np.uint8)
     d["meta.calibration"] = np.array([ymax, zmax, s_gin, s_hin], dtype=np.float64)
+    return d
+
+
+def integerize_context(model, calib_images, qualities, hs_units: np.ndarray, s_gin: float) -> dict:
+    """Integer data of the checkerboard context model (10.9).
+
+    Its input is the synthesis input a of the anchors (units s_gin) and the
+    h_s output P = Clip3(-2^15, 2^15 - 1, (acc * PM[c] + rnd) >> Sp) (units
+    s_p, calibrated); the first layer's weights on P are scaled by s_p / s_gin
+    so that the layer sees one input unit.  Its last accumulator is brought to
+    the units of h_s's last accumulator: acc_hs + ((acc * CM[c] + rnd) >> Sc)."""
+    import copy
+
+    from refsw.models.intra import pad_to_multiple
+    cfg = model.cfg
+    M = cfg.latent_channels
+    pmax = 1e-6
+    with torch.no_grad():
+        for x in calib_images:
+            x = pad_to_multiple(x, cfg.total_stride)
+            y = model.analysis(x)
+            for q in qualities:
+                qq = torch.tensor([float(q)])
+                gE, gD, zE, zD, lgE = model.gains(qq)
+                z_hat = torch.round(model.h_a(y) * zE).clamp(-cfg.z_support, cfg.z_support)
+                pmax = max(pmax, float(model.hyper_params(z_hat, zD).abs().max()))
+    s_p = max(pmax, 1.0) / (LAT_MAX / 4)
+    p_ratio = hs_units / s_p
+    p_shift = _shift_for(p_ratio.max())
+    ctx = copy.deepcopy(model.ctx)
+    with torch.no_grad():
+        ctx[0].weight[:, M:] *= s_p / s_gin
+    layers, ctx_units = _conv_layers(ctx, s_gin, cfg.act_max)
+    c_ratio = ctx_units / hs_units
+    c_shift = _shift_for(c_ratio.max())
+    d = to_npz_dict("ctx", layers)
+    d["ctx.p_mult"] = _mult(p_ratio, p_shift)
+    d["ctx.c_mult"] = _mult(c_ratio, c_shift)
+    d["ctx.shifts"] = np.array([p_shift, c_shift], dtype=np.int64)
+    d["ctx.idc"] = np.array(1, dtype=np.int64)          # 1: checkerboard (10.9)
     return d
 
 

@@ -18,12 +18,13 @@ import torch
 
 from refsw.models.intra import POINT_TABLES, IntraCodec, IntraConfig, check_lambdas, remap_point_tables
 from refsw.models.io import export_npz, model_from_arrays, read_npz
+from refsw.models.registry import INTRA_V2
 from refsw.train.widen import widen_model
 
-# model 2 defaults (docs/models/intra_v2.md)
-GS_CHANNELS = (160, 160, 96, 96, 80)
-CTX_CHANNELS, CTX_BASE_CHANNELS = 192, 64
-LAMBDAS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512)
+# model 2 as registered (refsw.models.registry.INTRA_V2, docs/models/intra_v2.md)
+GS_CHANNELS = INTRA_V2.gs_channels
+CTX_CHANNELS, CTX_BASE_CHANNELS = INTRA_V2.ctx_channels, INTRA_V2.ctx_base_channels
+LAMBDAS = INTRA_V2.lambdas
 
 
 @torch.no_grad()
