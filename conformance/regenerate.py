@@ -179,6 +179,9 @@ STREAMS = [
                     "--InnerPreset", "faster", n=17)),
 ]
 
+# target layer Lt (8.1) a stream is decoded with; the manifest gives it as target_layer
+TARGET_LAYER = {"learned_base_layer_70x45": 0}
+
 # streams whose bytes depend on an external encoder build (x265, vvenc):
 # `--check` compares their decoded hashes only when the bitstream differs
 ENCODER_DEPENDENT = ("inner_",)
@@ -340,14 +343,15 @@ def build(dest):
     for name, desc, exercises, fn in STREAMS:
         data = fn()
         sps = parse_units(data)[0].payload
-        md5s, out = decode_internal(data)
+        md5s, out = decode_internal(data, max_layer=TARGET_LAYER.get(name))
         rel = f"streams/{name}.bin"
         with open(os.path.join(dest, rel), "wb") as f:
             f.write(data)
         manifest["streams"].append({
             "name": name, "file": rel, "description": desc, "exercises": exercises,
             "profile": PROFILES[sps.sps_profile_idc].name, "level": LEVELS[sps.sps_level_idc].name,
-            "frames": len(out), "format": _fmt(out),
+            "frames": len(out), **({"target_layer": TARGET_LAYER[name]} if name in TARGET_LAYER else {}),
+            "format": _fmt(out),
             "bitstream_sha256": hashlib.sha256(data).hexdigest(),
             "trace_sha256": hashlib.sha256(trace_of(data).encode()).hexdigest(),
             "md5": md5s,

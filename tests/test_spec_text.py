@@ -82,3 +82,90 @@ def test_t23_phase_example_of_the_text():
     pos = [int(v.replace("−", "-")) for v in re.search(r"P = 16: pos = ([−\d, ]+);", t23).group(1).split(",")]
     idx, ph = spatial.ref_positions(4, 8, 16)
     assert pos == (idx * 16 + ph).tolist()
+
+
+# ---------------------------------------------------------------------------
+# 5.4, Table 6-2, 8.1, 8.2, 8.6: pictures without the LATENT units of upper layers
+# ---------------------------------------------------------------------------
+
+def _stream(name):
+    from refsw.conformance import suite_dir
+    with open(os.path.join(suite_dir(), "streams", name + ".bin"), "rb") as f:
+        return f.read()
+
+
+def _raw(data, u):
+    return data[u.offset:u.offset + 4 + u.size]
+
+
+def test_extracted_base_layer_stream_has_its_target_layer_in_the_manifest():
+    """The manifest gives the extracted base-layer stream its target layer (8.1), and it
+    decodes to the same hashes, checked against the layer-0 DPH, with and without it."""
+    import json
+    from refsw.conformance import load_manifest, suite_dir
+    from refsw.decoder import Decoder
+    from syntax.units import parse_units
+    m = load_manifest(os.path.join(suite_dir(), "manifest.json"))
+    s = next(s for s in m["streams"] if s["name"] == "learned_base_layer_70x45")
+    assert s["target_layer"] == 0
+    schema = json.load(open(os.path.join(suite_dir(), "manifest.schema.json"), encoding="utf-8"))
+    assert "target_layer" in schema["properties"]["streams"]["items"]["properties"]
+    data = _stream("learned_base_layer_70x45")
+    units = parse_units(data)
+    assert units[0].payload.sps_num_latent_layers_minus1 == 1          # the SPS still signals two layers
+    assert [u.unit_layer_id for u in units if u.type_name == "LATENT"] == [0]
+    for lt in (None, 0, 1):
+        out = Decoder(max_layer=lt).decode(data)
+        assert [(d.hash_status, d.hash_layer) for d in out] == [("match", 0)]
+
+
+def test_a_picture_may_lack_the_latent_units_of_the_upper_layers():
+    """Table 6-2 / 8.2: picture 1 has layer 0 only, picture 0 both layers; each is
+    checked against the DPH of its HighestLayer (8.6) and picture 1 equals the
+    base-layer decoding of the full picture (channels of layer 1: the mean, 10.4)."""
+    from refsw.decoder import Decoder
+    from syntax import hls
+    from syntax.errors import BitstreamError
+    from syntax.rw import Struct
+    from syntax.units import BitstreamWriter, parse_units
+    data = _stream("learned_q36_70x45")
+    u = parse_units(data)
+    assert [x.type_name + str(x.unit_layer_id) for x in u] == \
+        ["SPS0", "PH0", "HYPER0", "LATENT0", "LATENT1", "DPH0", "DPH1", "EOS0"]
+    sps, ph, hyp, lat0, lat1, dph0, dph1, eos = u
+    w = BitstreamWriter()
+    w.sps = sps.payload
+    ph1 = w.write_unit(hls.UT_PH, Struct(**{**vars(ph.payload), "ph_pic_order_cnt": 1}))
+
+    def stream(*pic1):
+        return b"".join([_raw(data, x) for x in (sps, ph, hyp, lat0, lat1, dph0, dph1)] + [ph1]
+                        + [_raw(data, x) for x in (hyp, *pic1, eos)])
+
+    full = Decoder().decode(data)[0].picture
+    base = Decoder(max_layer=0).decode(data)[0].picture
+    assert full != base
+    out = Decoder().decode(stream(lat0, dph0, dph1))
+    assert [(d.hash_status, d.hash_layer) for d in out] == [("match", 1), ("match", 0)]
+    assert out[0].picture == full and out[1].picture == base
+    # only a DPH of a layer the picture lacks: no hash (not an error)
+    out = Decoder().decode(stream(lat0, dph1))
+    assert [(d.hash_status, d.hash_layer) for d in out] == [("match", 1), ("absent", None)]
+    # a target layer above the picture's HighestLayer changes nothing
+    out = Decoder(max_layer=1).decode(stream(lat0, dph0))
+    assert [(d.hash_status, d.hash_layer) for d in out] == [("match", 1), ("match", 0)]
+    # layer 1 without layer 0 is an error of 8.2
+    with pytest.raises(BitstreamError) as e:
+        Decoder().decode(stream(lat1, dph1))
+    assert e.value.element == "unit_layer_id" and e.value.clause == "8.2"
+
+
+def test_spec_text_allows_pictures_without_upper_layers():
+    """The defect of #28: Table 6-2 required the LATENT units of every layer of the SPS,
+    while 5.4 calls an extracted base layer conforming and 8.6 named no DPH."""
+    t62 = _clause(_page("06-parameter-sets.md"), "## 6.2")
+    row = next(ln for ln in t62.splitlines() if ln.startswith("| 1 | LEARNED"))
+    assert "0..L for some L in 0..sps_num_latent_layers_minus1" in row
+    d8 = _page("08-decoding.md")
+    assert "**HighestLayer**" in _clause(d8, "## 8.1")
+    assert "equals HighestLayer of the picture" in _clause(d8, "## 8.6")
+    assert "HighestLayer" in _clause(_page("05-units.md"), "## 5.4")

@@ -4,8 +4,10 @@
     refsw-extract --layers 1 in.bin out.bin          # keep unit_layer_id <= 1
 
 Units are copied byte for byte; units of higher layers (latent layers and
-their DPH units) are dropped. The result is a conforming bitstream whose
-pictures are checked against the DPH units of the kept top layer.
+their DPH units) are dropped, the SPS is kept as is. The result is a
+conforming bitstream (a learned picture may lack the LATENT units of its
+upper layers, 8.2) whose pictures are checked against the DPH unit of their
+highest remaining layer (HighestLayer, 8.1, 8.6).
 """
 from __future__ import annotations
 
