@@ -53,6 +53,13 @@ def default_video_path() -> str:
     return carphone_y4m(33, DEFAULT_VIDEO_SAMPLES_SHA256, DEFAULT_VIDEO)
 
 
+def carphone_command(exe: str, src: str, frames: int, raw: str) -> list[str]:
+    """ffmpeg command that decodes the first ``frames`` pictures of ``src`` to raw 8-bit 4:2:0 ``raw``."""
+    from .ffmpeg import command
+    return command(exe, src, raw, global_args=["-v", "error", "-y"], input_args={"threads": 1},
+                   output_args={"frames:v": frames, "pix_fmt": "yuv420p", "f": "rawvideo"})
+
+
 def carphone_y4m(frames: int, samples_sha256: str, name: str) -> str:
     """The first ``frames`` frames of Carphone, prepared on first use in the cache:
     ``ffmpeg -threads 1 -i carphone_pristine.mp4 -frames:v N -pix_fmt yuv420p -f rawvideo``,
@@ -69,8 +76,7 @@ def carphone_y4m(frames: int, samples_sha256: str, name: str) -> str:
                            f"(or refsw[ctc]), or give an input with -i ({e})")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     raw = out + ".tmp.yuv"
-    cmd = [find_ffmpeg(), "-v", "error", "-y", "-threads", "1", "-i", src, "-frames:v", str(frames),
-           "-pix_fmt", "yuv420p", "-f", "rawvideo", raw]
+    cmd = carphone_command(find_ffmpeg(), src, frames, raw)
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise ContentError(f"preparing {name} failed: {' '.join(cmd)}: {r.stderr.strip()[-300:]}")

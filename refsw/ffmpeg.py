@@ -6,6 +6,11 @@ wheel, whose version is pinned by pip and which is the only offline build
 with libvvenc.  ``FfmpegPath`` (cfg) or ``$REFSW_FFMPEG`` selects another
 binary (e.g. Debian's ``/usr/bin/ffmpeg`` for x265 only); the path and the
 version line are recorded with every result.
+
+Every ffmpeg command line is built with ffmpeg-python (:func:`command`): the
+library compiles the input -> output graph to an argument list, and refsw runs
+that list with its own subprocess code (timeouts, bounded reading, error
+messages), so the exact command stays recorded.
 """
 from __future__ import annotations
 
@@ -53,6 +58,32 @@ def ffmpeg_version(exe: str) -> str:
 def has_encoder(exe: str, name: str) -> bool:
     out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True)
     return re.search(rf"\s{re.escape(name)}\s", out.stdout) is not None
+
+
+def _ffmpeg_python():
+    """The ffmpeg-python module, imported on first use (decoding a stream without an
+    inner codec does not load it).  Ours is ``refsw.ffmpeg``; this is the top-level ``ffmpeg``."""
+    import ffmpeg
+    return ffmpeg
+
+
+def command(exe: str, src: str, dst: str, *, global_args=(), input_args: dict | None = None,
+            select: str | None = None, output_args: dict | None = None) -> list[str]:
+    """The argument list of one ffmpeg run (one input, one output), compiled by ffmpeg-python:
+
+    ``exe`` and ``global_args``, then ``input_args`` and ``-i src``, ``-map 0:<select>`` (when
+    ``select`` is given, e.g. ``"v"`` or ``"v:0"``), ``output_args`` and ``dst``.  Option names
+    are ffmpeg's without the dash (``{"c:v": "libx265", "noautoscale": None}``: None = no value).
+
+    ffmpeg-python writes the options of each file in its own order (``-f`` first, the others
+    sorted by name); ffmpeg reads the options of one file as a set, so that order does not change
+    what ffmpeg does.  The global options are given as the head of the command (``cmd=``):
+    ffmpeg-python's ``global_args`` would place them after the output file."""
+    ffmpeg = _ffmpeg_python()
+    stream = ffmpeg.input(src, **(input_args or {}))
+    if select:
+        stream = stream[select]
+    return ffmpeg.compile(ffmpeg.output(stream, dst, **(output_args or {})), cmd=[exe, *global_args])
 
 
 def run(cmd: list[str], *, what: str = "ffmpeg", stdout=None) -> subprocess.CompletedProcess:

@@ -46,13 +46,15 @@ import numpy as np
 
 from ..picture import Picture, YuvReader, write_yuv
 from .colour import change_bit_depth, rgb_to_ycbcr
-from ..ffmpeg import FfmpegError, ffmpeg_version, find_ffmpeg, has_encoder, run
+from ..ffmpeg import FfmpegError, command, ffmpeg_version, find_ffmpeg, has_encoder, run
 
 ANCHORS = ("hevc", "vvc", "jpeg")
 X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                 "veryslow", "placebo")
 VVENC_PRESETS = ("faster", "fast", "medium", "slow", "slower")
 PAD = 8
+#: global options of every anchor command (the log level follows them)
+_GLOBAL = ["-hide_banner", "-nostdin", "-y"]
 
 
 class AnchorError(RuntimeError):
@@ -81,12 +83,12 @@ def _probe_encoder(exe: str, anchor: str) -> str:
         src = os.path.join(d, "p.yuv")
         with open(src, "wb") as f:
             f.write(bytes(64 * 64 * 3))  # 64x64 10-bit 4:2:0, one frame
-        enc = ["-c:v", "libx265", "-x265-params", "pools=1:frame-threads=1"] if anchor == "hevc" else \
-            ["-c:v", "libvvenc", "-preset", "faster", "-threads", "1"]
-        p = subprocess.run([exe, "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-f", "rawvideo",
-                            "-pix_fmt", "yuv420p10le", "-s", "64x64", "-i", src] + enc
-                           + ["-f", "hevc" if anchor == "hevc" else "vvc", os.path.join(d, "o.bin")],
-                           capture_output=True, text=True)
+        enc = {"c:v": "libx265", "x265-params": "pools=1:frame-threads=1"} if anchor == "hevc" else \
+            {"c:v": "libvvenc", "preset": "faster", "threads": 1}
+        cmd = command(exe, src, os.path.join(d, "o.bin"), global_args=_GLOBAL + ["-loglevel", "info"],
+                      input_args={"f": "rawvideo", "pix_fmt": "yuv420p10le", "s": "64x64"},
+                      output_args={"f": "hevc" if anchor == "hevc" else "vvc", **enc})
+        p = subprocess.run(cmd, capture_output=True, text=True)
     return _version_from_log(anchor, p.stderr) or f"unknown (exit {p.returncode})"
 
 
@@ -154,28 +156,30 @@ def encode_command(anchor: str, ctc, structure: str, *, width: int, height: int,
                    fps: float, chroma: str, bit_depth: int, qp: int) -> list[str]:
     """ffmpeg encode command with placeholders ``{src}`` and ``{out}``."""
     exe = find_ffmpeg(ctc["FfmpegPath"])
-    pix = _pix_fmt(chroma, bit_depth)
-    head = [exe, "-hide_banner", "-nostdin", "-y", "-loglevel", "info", "-f", "rawvideo", "-pix_fmt", pix,
-            "-s", f"{width}x{height}", "-r", _fps_str(fps), "-i", "{src}", "-frames:v", str(frames),
-            "-fflags", "+bitexact", "-flags:v", "+bitexact"]
     if anchor == "hevc":
         if ctc["HevcPreset"] not in X265_PRESETS:
             raise AnchorError(f"HevcPreset {ctc['HevcPreset']!r}: one of {', '.join(X265_PRESETS)}")
-        return head + ["-c:v", "libx265", "-preset", ctc["HevcPreset"], "-qp", str(qp),
-                       "-x265-params", x265_params(structure, ctc, frames), "-f", "hevc", "{out}"]
-    if ctc["VvcPreset"] not in VVENC_PRESETS:
-        raise AnchorError(f"VvcPreset {ctc['VvcPreset']!r}: one of {', '.join(VVENC_PRESETS)}")
-    if chroma != "420" or bit_depth != 10:
-        raise AnchorError("the VVC anchor (vvenc) codes 10-bit 4:2:0 only")
-    return head + ["-c:v", "libvvenc", "-preset", ctc["VvcPreset"], "-qp", str(qp), "-qpa", "0",
-                   "-threads", "1", "-vvenc-params", vvenc_params(structure, ctc), "-f", "vvc", "{out}"]
+        enc = {"f": "hevc", "c:v": "libx265", "preset": ctc["HevcPreset"], "qp": qp,
+               "x265-params": x265_params(structure, ctc, frames)}
+    else:
+        if ctc["VvcPreset"] not in VVENC_PRESETS:
+            raise AnchorError(f"VvcPreset {ctc['VvcPreset']!r}: one of {', '.join(VVENC_PRESETS)}")
+        if chroma != "420" or bit_depth != 10:
+            raise AnchorError("the VVC anchor (vvenc) codes 10-bit 4:2:0 only")
+        enc = {"f": "vvc", "c:v": "libvvenc", "preset": ctc["VvcPreset"], "qp": qp, "qpa": 0, "threads": 1,
+               "vvenc-params": vvenc_params(structure, ctc)}
+    return command(exe, "{src}", "{out}", global_args=_GLOBAL + ["-loglevel", "info"],
+                   input_args={"f": "rawvideo", "pix_fmt": _pix_fmt(chroma, bit_depth), "s": f"{width}x{height}",
+                               "r": _fps_str(fps)},
+                   output_args={"frames:v": frames, "fflags": "+bitexact", "flags:v": "+bitexact", **enc})
 
 
 def decode_command(anchor: str, ctc, chroma: str, bit_depth: int) -> list[str]:
+    """ffmpeg decode command with placeholders ``{in}`` and ``{out}``."""
     exe = find_ffmpeg(ctc["FfmpegPath"])
-    return [exe, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-threads", "1",
-            "-f", "hevc" if anchor == "hevc" else "vvc", "-i", "{in}", "-f", "rawvideo",
-            "-pix_fmt", _pix_fmt(chroma, bit_depth), "{out}"]
+    return command(exe, "{in}", "{out}", global_args=_GLOBAL + ["-loglevel", "error"],
+                   input_args={"threads": 1, "f": "hevc" if anchor == "hevc" else "vvc"},
+                   output_args={"f": "rawvideo", "pix_fmt": _pix_fmt(chroma, bit_depth)})
 
 
 def _pix_fmt(chroma, bit_depth):

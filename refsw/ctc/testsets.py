@@ -314,19 +314,28 @@ def _downsample(pic: Picture, f: int) -> Picture:
     return Picture(planes, pic.chroma_format, pic.bit_depth, pic.colour_space)
 
 
+def clip_decode_command(ffmpeg: str, src: str, frames: int, pix_fmt: str) -> list[str]:
+    """ffmpeg command that decodes the first ``frames`` frames of a clip (single-threaded,
+    bit-exact, no scaling or format conversion) to raw samples on stdout."""
+    from ..ffmpeg import command
+    return command(ffmpeg, src, "-", global_args=["-hide_banner", "-nostdin", "-loglevel", "error"],
+                   input_args={"threads": 1, "flags:v": "+bitexact"}, select="v:0",
+                   output_args={"fps_mode": "passthrough", "frames:v": frames, "f": "rawvideo", "pix_fmt": pix_fmt})
+
+
 def _decode_video(src: Path, start: int, frames: int, ffmpeg: str):
     """Frames start..start+frames-1 of a compressed clip as 8-bit 4:2:0 pictures."""
     from ..ffmpeg import run
     import subprocess
+    # by hand: an input without an output (ffmpeg prints the streams, then stops); ffmpeg-python compiles
+    # only graphs that end in an output
     probe = subprocess.run([ffmpeg, "-hide_banner", "-nostdin", "-i", str(src)], capture_output=True, text=True)
     m = re.search(r"Video: .*?, (yuv420p|yuvj420p)[(,].*?(\d{2,5})x(\d{2,5})", probe.stderr)
     if not m:
         raise TestSetError(f"{src}: not a yuv420p video (ffmpeg says: "
                            f"{[ln for ln in probe.stderr.splitlines() if 'Video:' in ln]})")
     w, h = int(m[2]), int(m[3])
-    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-threads", "1",
-           "-flags:v", "+bitexact", "-i", str(src), "-map", "0:v:0", "-fps_mode", "passthrough",
-           "-frames:v", str(start + frames), "-f", "rawvideo", "-pix_fmt", m[1], "-"]
+    cmd = clip_decode_command(ffmpeg, str(src), start + frames, m[1])
     out = run(cmd, what="clip decoding").stdout
     fsz = w * h * 3 // 2
     n = len(out) // fsz

@@ -16,6 +16,8 @@ import numpy as np
 
 from syntax.errors import BitstreamError
 
+from ...ffmpeg import command
+
 HEVC, VVC = 0, 1
 CODEC_IDC = {"hevc": HEVC, "vvc": VVC}
 CODEC_NAMES = {HEVC: "hevc", VVC: "vvc"}
@@ -115,6 +117,21 @@ def _run_bounded(cmd, data: bytes, max_out: int, timeout: float = 600):
     return proc.returncode, bytes(out), bytes(err), (note[0] if note else None)
 
 
+def decode_command(exe: str, codec_idc: int, count: int) -> list[str]:
+    """ffmpeg command of the inner decoder: the bitstream on stdin, at most ``count`` + 1
+    pictures (one more than signalled, so that an extra picture is seen) as raw samples on stdout.
+    -noautoscale: a picture of another size is passed on (and refused by :func:`decode`), not
+    rescaled; showinfo logs the format and size of every output picture."""
+    name = CODEC_NAMES[codec_idc]
+    return command(exe, "pipe:0", "pipe:1",
+                   global_args=["-hide_banner", "-nostdin", "-v", "info", "-nostats", "-xerror"],
+                   input_args={"threads": 1, "err_detect": "crccheck+bitstream+buffer+explode", "f": name,
+                               "c:v": name},
+                   select="v:0",
+                   output_args={"noautoscale": None, "vf": "showinfo", "frames:v": count + 1,
+                                "fps_mode": "passthrough", "f": "rawvideo"})
+
+
 def decode(codec_idc: int, data: bytes, width: int, height: int, inner_depth: int, count: int,
            where: str | None = None) -> list[list[np.ndarray]]:
     """Normative inner decoding: ``count`` pictures (three planes each) in
@@ -132,12 +149,7 @@ def decode(codec_idc: int, data: bytes, width: int, height: int, inner_depth: in
     cw, ch = (width + 1) // 2, (height + 1) // 2
     bps = 1 if inner_depth == 8 else 2
     frame_bytes = (width * height + 2 * cw * ch) * bps
-    # -noautoscale: a picture of another size is passed on (and refused below), not rescaled;
-    # showinfo logs the format and size of every output picture
-    cmd = [exe, "-hide_banner", "-nostdin", "-v", "info", "-nostats", "-xerror", "-threads", "1",
-           "-err_detect", "crccheck+bitstream+buffer+explode", "-f", name, "-c:v", name, "-i", "pipe:0",
-           "-map", "0:v:0", "-noautoscale", "-vf", "showinfo", "-frames:v", str(count + 1),
-           "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"]
+    cmd = decode_command(exe, codec_idc, count)
     try:
         rc, out, err, note = _run_bounded(cmd, data, count * frame_bytes)
     except InnerCodecError as e:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...decoder.track2.inner import CODEC_IDC, CODEC_NAMES, HEVC, VVC, InnerCodecError, ffmpeg_exe  # noqa: F401
+from ...ffmpeg import command
 
 
 # frame rate given to the inner encoder: packet timestamps are then picture indices
@@ -112,6 +113,32 @@ def _run(cmd, what, cwd=None, data=None, timeout=600):
     return r
 
 
+def encode_command(exe: str, codec_idc: int, width: int, height: int, in_depth: int, inner_depth: int,
+                   st: Structure, num: int) -> list[str]:
+    """ffmpeg command of the inner encoder (run in a folder holding ``in.yuv``): the raw
+    4:2:0 input at ``in_depth`` bits, one output through the tee muxer (the inner bitstream
+    ``out.<hevc|vvc>`` and its packet map ``out.crc``)."""
+    ext = CODEC_NAMES[codec_idc]
+    if codec_idc == HEVC:
+        enc = {"c:v": "libx265", "preset": st.preset, "pix_fmt": _pix_fmt(inner_depth),
+               "x265-params": _x265_params(st, st.qp, num)}
+    else:
+        enc = {"c:v": "libvvenc", "preset": st.preset, "qp": st.qp, "qpa": 0,
+               "vvenc-params": _vvenc_params(st, inner_depth, num)}
+    return command(exe, "in.yuv", f"[f={ext}]out.{ext}|[f=framecrc]out.crc",
+                   global_args=["-hide_banner", "-nostdin", "-y"],
+                   input_args={"f": "rawvideo", "pix_fmt": _pix_fmt(in_depth), "s": f"{width}x{height}",
+                               "r": _RATE},
+                   select="v", output_args={"f": "tee", **enc})
+
+
+def picture_types_command(exe: str, codec_idc: int) -> list[str]:
+    """ffmpeg command that decodes an inner bitstream from stdin and logs each picture (showinfo)."""
+    return command(exe, "pipe:0", "-", global_args=["-hide_banner", "-nostdin"],
+                   input_args={"f": CODEC_NAMES[codec_idc], "threads": 1},
+                   output_args={"f": "null", "vf": "showinfo"})
+
+
 def encode(codec_idc: int, frames, width: int, height: int, coded_depth: int, inner_depth: int,
            st: Structure) -> InnerStream:
     """Encode 4:2:0 frames (lists of three uint16 planes of ``coded_depth``
@@ -123,15 +150,7 @@ def encode(codec_idc: int, frames, width: int, height: int, coded_depth: int, in
         with open(os.path.join(tmp, "in.yuv"), "wb") as f:
             f.write(_raw_frames(frames, coded_depth, in_depth))
         ext = CODEC_NAMES[codec_idc]
-        cmd = [exe, "-hide_banner", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt", _pix_fmt(in_depth),
-               "-s", f"{width}x{height}", "-r", str(_RATE), "-i", "in.yuv", "-map", "0:v"]
-        if codec_idc == HEVC:
-            cmd += ["-c:v", "libx265", "-preset", st.preset, "-pix_fmt", _pix_fmt(inner_depth),
-                    "-x265-params", _x265_params(st, st.qp, num)]
-        else:
-            cmd += ["-c:v", "libvvenc", "-preset", st.preset, "-qp", str(st.qp), "-qpa", "0",
-                    "-vvenc-params", _vvenc_params(st, inner_depth, num)]
-        cmd += ["-f", "tee", f"[f={ext}]out.{ext}|[f=framecrc]out.crc"]
+        cmd = encode_command(exe, codec_idc, width, height, in_depth, inner_depth, st, num)
         r = _run(cmd, "inner encoder", cwd=tmp)
         err = r.stderr.decode("utf-8", "replace")
         if r.returncode != 0 or not os.path.exists(os.path.join(tmp, f"out.{ext}")):
@@ -174,7 +193,6 @@ def encode(codec_idc: int, frames, width: int, height: int, coded_depth: int, in
 
 def _picture_types(exe, codec_idc, data, num) -> list[int]:
     """ph_pic_type per output picture (informative), from the decoder's frame types."""
-    r = _run([exe, "-hide_banner", "-nostdin", "-threads", "1", "-f", CODEC_NAMES[codec_idc], "-i", "pipe:0",
-              "-vf", "showinfo", "-f", "null", "-"], "inner picture types", data=data)
+    r = _run(picture_types_command(exe, codec_idc), "inner picture types", data=data)
     types = [{"I": 0, "P": 1, "B": 2}[t] for t in re.findall(r"\btype:([IPB])\b", r.stderr.decode("utf-8", "replace"))]
     return types if len(types) == num else [0] + [2] * (num - 1)
