@@ -169,3 +169,75 @@ def test_spec_text_allows_pictures_without_upper_layers():
     assert "**HighestLayer**" in _clause(d8, "## 8.1")
     assert "equals HighestLayer of the picture" in _clause(d8, "## 8.6")
     assert "HighestLayer" in _clause(_page("05-units.md"), "## 5.4")
+
+
+# ---------------------------------------------------------------------------
+# 10.6: the model data layout and the SHA-256 of every registered file
+# ---------------------------------------------------------------------------
+
+def test_model_data_hashes_in_the_text_are_the_registered_ones():
+    """Table 10-1 lists the SHA-256 of every model's and task branch's integer data,
+    as the registry (refsw/decoder/model_data.py) and the files on disk have them."""
+    from refsw.decoder.model_data import MODEL_DATA, TASK_BRANCH_DATA
+    from refsw.filehash import file_sha256
+    text = _clause(_page("10-learned-intra.md"), "## 10.6")
+    got = {k: sha for k, (_, sha) in _table_10_1(text).items()}
+    want = {(e.model_id, None): e.int_sha256 for e in MODEL_DATA.values()}
+    want.update({(e.model_id, e.branch_id): e.int_sha256 for e in TASK_BRANCH_DATA.values()})
+    assert got == want, ("Table 10-1 (docs/spec/10-learned-intra.md, clause 10.6) differs from the registry; "
+                         "run: python -m refsw.models.record_hashes")
+    for e in list(MODEL_DATA.values()) + list(TASK_BRANCH_DATA.values()):
+        assert file_sha256(e.int_path) == got[(e.model_id, getattr(e, "branch_id", None))], e.int_file
+
+
+def _table_10_1(text):
+    """{(model id, branch id or None): (file, sha256)}, read from the markdown rows."""
+    out = {}
+    for ln in text.splitlines():
+        m = re.match(r"\| (\d+) \| (\d+|–) \| \w+ \| `([\w.]+)` \| `([0-9a-f]{64})` \|$", ln)
+        if m:
+            out[(int(m[1]), None if m[2] == "–" else int(m[2]))] = (m[3], m[4])
+    return out
+
+
+def test_record_hashes_rewrites_table_10_1(tmp_path, monkeypatch):
+    from refsw.decoder import model_data as md
+    from refsw.models import record_hashes as rh
+    page = _page("10-learned-intra.md")
+    stale = page
+    for e in list(md.MODEL_DATA.values()) + list(md.TASK_BRANCH_DATA.values()):
+        stale = stale.replace(e.int_sha256, "f" * 64)
+    assert stale != page
+    p = tmp_path / "10.md"
+    p.write_text(stale, encoding="utf-8")
+    assert rh.write_spec(str(p)) and p.read_text(encoding="utf-8") == page
+    assert not rh.write_spec(str(p))
+    # a newly registered model gets its row; the hashes just recorded override the registry's
+    monkeypatch.setitem(md.MODEL_DATA, 9, md.ModelData(9, "intra_v9", "intra_v9_int.npz", int_sha256="a" * 64))
+    rh.write_spec(str(p), hashes={"intra_v1_int.npz": "b" * 64})
+    t = _table_10_1(p.read_text(encoding="utf-8"))
+    assert t[(9, None)] == ("intra_v9_int.npz", "a" * 64) and t[(1, None)][1] == "b" * 64
+    assert t == {k: v for k, v in rh.spec_hashes(p.read_text(encoding="utf-8")).items()}
+
+
+def test_model_data_dtypes_in_the_text_are_those_of_the_file():
+    """10.6 says what the file stores: every array of the model data has a row whose
+    dtype is the file's (the z.* tables are int64, not the int32/uint32 of 9.3.4)."""
+    import numpy as np
+    from refsw.decoder.model_data import MODEL_DATA
+    text = _clause(_page("10-learned-intra.md"), "## 10.6")
+    rows = []
+    for ln in text.splitlines():
+        cells = [c.strip() for c in ln.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            pats = [re.escape(n).replace(re.escape("<i>"), r"\d+") for n in re.findall(r"`([\w.<>]+)`", cells[0])]
+            rows.append((re.compile("|".join(f"(?:{p})" for p in pats) + "$"), set(re.findall(r"\w+\d+", cells[1]))))
+    assert rows
+    for e in MODEL_DATA.values():
+        with np.load(e.int_path) as z:
+            for name in z.files:
+                if name.startswith("ctx."):
+                    continue   # 10.9
+                row = [dt for pat, dt in rows if pat.match(name)]
+                assert row, f"{name} of {e.int_file} is not described in 10.6"
+                assert str(z[name].dtype) in row[0], (name, z[name].dtype, row[0])
