@@ -146,7 +146,8 @@ def revive_latent(model, batches, threshold=IN_USE, noise=0.5, q=63.0, opt=None,
     ``noise`` times its norm, the gain tables and h_s's mean / scale rows of d;
     g_s and h_a get zero weights from c, so the reconstruction is unchanged at
     first (z loses the small contribution of c's unquantised values) and training
-    decides what c carries.
+    decides what c carries.  A context model (model 2) gets zero weights from
+    c's anchors and no correction of c's parameters.
     """
     use = latent_use(model, batches, q)
     M, b = model.cfg.latent_channels, model.cfg.base_channels
@@ -170,6 +171,11 @@ def revive_latent(model, batches, threshold=IN_USE, noise=0.5, q=63.0, opt=None,
         hs.weight[M + c], hs.bias[M + c] = hs.weight[M + d], hs.bias[M + d]    # log-scale
         gs0.weight[:, c] = 0.0
         ha0.weight[:, c] = 0.0
+        if model.ctx is not None:      # the context neither reads c's anchors nor corrects c at first
+            model.ctx[0].weight[:, c] = 0.0
+            for r in (c, M + c):
+                model.ctx[-1].weight[r] = 0.0
+                model.ctx[-1].bias[r] = 0.0
     dl, ll = torch.tensor(dead), torch.tensor(live)
     _like_live_state(opt, ga.weight, dl, ll)
     _like_live_state(opt, ga.bias, dl, ll)
