@@ -11,6 +11,12 @@ the output pictures to ``{out}`` (named ``out.yuv``, or ``out.rgb`` for RGB
 streams) as raw planar samples (8-bit samples: one
 byte; more: two bytes little-endian), in output order; the runner hashes
 them with the picture format given in the manifest.
+
+``--junit FILE`` also writes the results as JUnit XML (valid against
+``conformance/junit.xsd``): one test case per stream, a ``<failure>`` for a
+wrong output (hash, trace, task output) or a negative stream accepted or
+rejected with another error, an ``<error>`` for a bitstream error in a
+positive stream (with its element and clause) or a crash.
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import traceback
 from collections import Counter
 
 import numpy as np
@@ -271,6 +278,48 @@ def mutation_campaign(name: str, data: bytes, n: int, *, task: str | None = None
     return counts, failures
 
 
+class Case:
+    """The outcome of one stream (a JUnit test case): passed, or one failure (the decoder's output
+    or behaviour is wrong) or error (a bitstream error where none is expected, or a crash)."""
+
+    def __init__(self, name: str, kind: str, profile: str, frames):
+        self.name, self.kind, self.profile, self.frames = name, kind, profile, frames
+        self.time = 0.0
+        self.outcome = None          # None (passed), "failure" or "error"
+        self.type = self.message = self.detail = ""
+        self.note = ""               # printed when it passed (e.g. the error a negative stream raised)
+        self.out = ""                # what the stream did, when it passed (<system-out>)
+
+    def fail(self, type_: str, message: str, detail: str = "", outcome: str = "failure"):
+        if self.outcome is None:
+            self.outcome, self.type, self.message, self.detail = outcome, type_, message, detail
+
+    def crash(self, e: BaseException):
+        """A bitstream error (element and clause in the message) or another exception (a crash);
+        it replaces a failure found before (kept in the detail)."""
+        before = f"\n(found before: {self.type}: {self.message})" if self.outcome else ""
+        self.outcome = None
+        if isinstance(e, BitstreamError):
+            self.fail("BitstreamError", f"bitstream error at {e.element or '?'} (clause {e.clause or '?'}): {e}",
+                      str(e) + before, outcome="error")
+        else:
+            self.fail(type(e).__name__, f"{type(e).__name__}: {e}",
+                      "".join(traceback.format_exception(type(e), e, e.__traceback__)) + before, outcome="error")
+
+    @property
+    def status(self) -> str:
+        return "PASS" if self.outcome is None else "FAIL"
+
+
+def _stream_kind(s: dict) -> str:
+    ex = s.get("exercises") or ["stream"]
+    return re.sub(r"[^A-Za-z0-9_]", "_", ex[0])
+
+
+def _md5_lines(pics) -> str:
+    return "\n".join(f"  picture {i}: {' '.join(p)}" for i, p in enumerate(pics))
+
+
 def run(argv=None) -> int:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     ap.add_argument("--suite", default=suite_dir(), help="conformance directory (default: %(default)s)")
@@ -286,15 +335,17 @@ def run(argv=None) -> int:
     ap.add_argument("--mutations", type=int, default=0, metavar="N",
                     help="also decode N seeded corruptions of each stream (internal decoder): each shall "
                          "decode or raise a bitstream error")
+    ap.add_argument("--junit", metavar="FILE",
+                    help="also write the results as JUnit XML (one test case per stream) to FILE")
     a = ap.parse_args(argv)
     if a.mutations and a.decoder:
         ap.error("--mutations runs the internal decoder; it cannot be combined with --decoder")
     mpath = os.path.join(a.suite, "manifest.json")
     m = load_manifest(mpath)
-    failures = 0
-    rows = []
+    cases: list[Case] = []
     traces = {}
     t_all = time.perf_counter()
+    started = time.localtime()
     mutated: Counter = Counter()
     mutation_failures: list[str] = []
     for s in m["streams"]:
@@ -302,83 +353,99 @@ def run(argv=None) -> int:
             continue
         path = os.path.join(a.suite, s["file"])
         t0 = time.perf_counter()
-        status, note = "PASS", ""
+        c = Case(s["name"], _stream_kind(s), s["profile"], s["frames"])
+        cases.append(c)
         try:
             data = open(path, "rb").read()
             if _sha256(data) != s["bitstream_sha256"]:
                 raise RuntimeError("bitstream file differs from the manifest (sha256)")
             tr = trace_of(data)
             traces[s["name"]] = tr
-            if _sha256(tr.encode()) != s["trace_sha256"]:
-                status, note = "FAIL", "syntax trace digest differs"
+            got_trace = _sha256(tr.encode())
+            if got_trace != s["trace_sha256"]:
+                c.fail("TraceMismatch", "syntax trace digest differs",
+                       f"expected trace_sha256 {s['trace_sha256']}\ngot      trace_sha256 {got_trace}")
             if a.decoder:
                 got = decode_external(a.decoder, path, s["format"], a.timeout)
             else:
                 got, _ = decode_internal(data, threads=a.threads, reference=a.reference_path,
                                          max_layer=s.get("target_layer"))
-            if status == "PASS" and got != s["md5"]:
-                bad = next((i for i, (g, e) in enumerate(zip(got, s["md5"])) if g != e), min(len(got), len(s["md5"])))
-                status, note = "FAIL", (f"{len(got)} pictures, expected {len(s['md5'])}" if len(got) != len(s["md5"])
-                                        else f"MD5 differs from picture {bad}")
-            if status == "PASS" and a.equivalence and not a.decoder:
+            if c.outcome is None and got != s["md5"]:
+                want = s["md5"]
+                detail = f"expected MD5 (per picture, per component):\n{_md5_lines(want)}\ngot:\n{_md5_lines(got)}"
+                if len(got) != len(want):
+                    c.fail("HashMismatch", f"{len(got)} pictures, expected {len(want)}", detail)
+                else:
+                    bad = next(i for i, (g, e) in enumerate(zip(got, want)) if g != e)
+                    c.fail("HashMismatch", f"MD5 differs from picture {bad}: expected {' '.join(want[bad])}, "
+                           f"got {' '.join(got[bad])}", detail)
+            if c.outcome is None and a.equivalence and not a.decoder:
                 for kw in (dict(threads=1), dict(threads=2), dict(threads=1, reference=True)):
                     g2, _ = decode_internal(data, max_layer=s.get("target_layer"), **kw)
                     if g2 != got:
-                        status, note = "FAIL", f"hashes differ with {kw}"
+                        c.fail("EquivalenceMismatch", f"hashes differ with {kw}",
+                               f"default decoding:\n{_md5_lines(got)}\nwith {kw}:\n{_md5_lines(g2)}")
                         break
             # task-branch outputs (10.8): internal decoder only
             for task, want in (s.get("task_sha256") or {}).items():
-                if status != "PASS" or a.decoder:
+                if c.outcome is not None or a.decoder:
                     break
                 kws = [dict(threads=a.threads, reference=a.reference_path)]
                 if a.equivalence:
                     kws += [dict(threads=1), dict(threads=2), dict(threads=1, reference=True)]
                 for kw in kws:
-                    if decode_task(data, task, **kw) != want:
-                        status, note = "FAIL", f"task {task} output differs ({kw})"
+                    got_task = decode_task(data, task, **kw)
+                    if got_task != want:
+                        c.fail("TaskMismatch", f"task {task} output differs ({kw}): expected {want}, got {got_task}")
                         break
             for task in [None, *(s.get("task_sha256") or {})] if a.mutations else []:
                 counts, bad = mutation_campaign(s["name"], data, a.mutations, task=task)
                 mutated.update(counts)
                 mutation_failures += bad
-        except (BitstreamError, RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as e:
-            status, note = "FAIL", f"{type(e).__name__}: {e}"
-        dt = time.perf_counter() - t0
-        failures += status != "PASS"
-        rows.append((s["name"], s["profile"], s["frames"], status, f"{dt:.2f}s", note))
+        except Exception as e:  # a bitstream error where none is expected, a decoder failure or a crash
+            c.crash(e)
+        c.time = time.perf_counter() - t0
     for s in m.get("negative", []):
         if a.select and a.select not in s["name"]:
             continue
         path = os.path.join(a.suite, s["file"])
         t0 = time.perf_counter()
-        data = open(path, "rb").read()
-        status, note = "PASS", ""
-        if a.decoder:
-            try:
-                decode_external(a.decoder, path, {"width": 1, "height": 1, "chroma_format": "400", "bit_depth": 8},
-                                a.timeout)
-                status, note = "FAIL", "decoder accepted an invalid stream"
-            except (RuntimeError, subprocess.TimeoutExpired) as e:
-                note = "rejected"
-        else:
-            try:
-                decode_internal(data)
-                status, note = "FAIL", "decoder accepted an invalid stream"
-            except BitstreamError as e:
-                if e.element != s["element"] or e.clause != s["clause"]:
-                    status = "FAIL"
-                note = f"{e.element} ({e.clause})"
-                if status == "FAIL":
-                    note += f", expected {s['element']} ({s['clause']})"
-        dt = time.perf_counter() - t0
-        failures += status != "PASS"
-        rows.append((s["name"], "negative", "-", status, f"{dt:.2f}s", note))
-    w = max([len(r[0]) for r in rows] + [6])
+        c = Case(s["name"], "negative", "negative", "-")
+        cases.append(c)
+        expected = f"{s['element']} (clause {s['clause']})"
+        try:
+            data = open(path, "rb").read()
+            if a.decoder:
+                try:
+                    decode_external(a.decoder, path, {"width": 1, "height": 1, "chroma_format": "400",
+                                                      "bit_depth": 8}, a.timeout)
+                    c.fail("AcceptedInvalidStream", f"decoder accepted an invalid stream (expected a bitstream "
+                           f"error at {expected})")
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    c.note, c.out = "rejected", f"rejected: {e}"
+            else:
+                try:
+                    decode_internal(data)
+                    c.fail("AcceptedInvalidStream", f"decoder accepted an invalid stream (expected a bitstream "
+                           f"error at {expected})")
+                except BitstreamError as e:
+                    c.note = f"{e.element} ({e.clause})"
+                    c.out = f"rejected as expected, {c.note}: {e}"
+                    if e.element != s["element"] or e.clause != s["clause"]:
+                        c.fail("WrongBitstreamError", f"bitstream error at {e.element} (clause {e.clause}), "
+                               f"expected {expected}", str(e))
+        except Exception as e:  # a crash: an invalid stream shall raise a bitstream error, nothing else
+            c.crash(e)
+        c.time = time.perf_counter() - t0
+    failures = sum(c.status != "PASS" for c in cases)
+    w = max([len(c.name) for c in cases] + [6])
     print(f"{'stream':<{w}}  {'profile':<14} {'pics':>4}  result  time    note")
-    for r in rows:
-        print(f"{r[0]:<{w}}  {r[1]:<14} {str(r[2]):>4}  {r[3]:<6}  {r[4]:<7} {r[5]}")
-    n = len(rows)
-    print(f"{PROG}: {n - failures}/{n} passed, {failures} failed, {time.perf_counter() - t_all:.1f} s"
+    for c in cases:
+        print(f"{c.name:<{w}}  {c.profile:<14} {str(c.frames):>4}  {c.status:<6}  {f'{c.time:.2f}s':<7} "
+              f"{c.message if c.outcome else c.note}")
+    n = len(cases)
+    elapsed = time.perf_counter() - t_all
+    print(f"{PROG}: {n - failures}/{n} passed, {failures} failed, {elapsed:.1f} s"
           + (f" (decoder: {a.decoder})" if a.decoder else ""))
     if a.mutations:
         failures += len(mutation_failures)
@@ -386,6 +453,20 @@ def run(argv=None) -> int:
             print(f"MUTATION FAIL {line}")
         print(f"mutations: {sum(mutated.values())} corrupted streams: {mutated['BitstreamError']} bitstream "
               f"errors, {mutated['decoded']} decoded, {mutated['other']} other errors")
+    if a.junit:
+        props = {"suite": os.path.abspath(a.suite), "decoder": a.decoder or "refsw (internal)",
+                 "threads": str(a.threads), "reference_path": str(a.reference_path),
+                 "equivalence": str(a.equivalence), "select": a.select or ""}
+        if a.mutations:
+            props["mutations"] = (f"{a.mutations} per stream: {sum(mutated.values())} corrupted streams, "
+                                  f"{len(mutation_failures)} failures")
+            mc = Case("mutations", "mutations", "-", "-")
+            if mutation_failures:
+                mc.fail("MutationFailure", f"{len(mutation_failures)} corrupted stream(s) escaped as another "
+                        f"error or were too slow", "\n".join(mutation_failures))
+            cases.append(mc)
+        write_junit(a.junit, cases, elapsed=elapsed, started=started, properties=props)
+        print(f"JUnit XML: {a.junit}")
     if a.coverage:
         cov = coverage(traces)
         missing = [name for name, c in cov["items"] if not c]
@@ -394,6 +475,42 @@ def run(argv=None) -> int:
         if missing:
             print("not covered: " + ", ".join(missing))
     return failures
+
+
+#: characters XML 1.0 cannot hold (a decoder's message might carry them)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def write_junit(path: str, cases: list[Case], *, elapsed: float, started, properties: dict) -> None:
+    """JUnit XML (the Jenkins / Apache Ant format): <testsuites> with one <testsuite> of one
+    <testcase> per stream (classname conformance.<kind>: pcm, learned, inner, negative ...), a
+    <failure> for a wrong output or behaviour, an <error> for a bitstream error or a crash."""
+    import socket
+
+    from lxml import etree
+
+    def text(x) -> str:
+        return _NOT_XML.sub("\ufffd", str(x))
+
+    counts = {"tests": len(cases), "failures": sum(c.outcome == "failure" for c in cases),
+              "errors": sum(c.outcome == "error" for c in cases), "skipped": 0}
+    root = etree.Element("testsuites", name=PROG, time=f"{elapsed:.3f}",
+                         **{k: str(v) for k, v in counts.items() if k != "skipped"})
+    suite = etree.SubElement(root, "testsuite", name=PROG, **{k: str(v) for k, v in counts.items()},
+                             time=f"{elapsed:.3f}", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S", started),
+                             hostname=text(socket.gethostname() or "localhost"))
+    props = etree.SubElement(suite, "properties")
+    for k, v in properties.items():
+        etree.SubElement(props, "property", name=k, value=text(v))
+    for c in cases:
+        tc = etree.SubElement(suite, "testcase", classname=f"conformance.{c.kind}", name=text(c.name),
+                              time=f"{c.time:.3f}")
+        if c.outcome:
+            el = etree.SubElement(tc, c.outcome, message=text(c.message), type=c.type)
+            el.text = text(c.detail or c.message)
+        elif c.out:
+            etree.SubElement(tc, "system-out").text = text(c.out)
+    etree.ElementTree(root).write(path, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
 def main(argv=None):
