@@ -325,7 +325,7 @@ NEGATIVE = [
     ("neg_poc_order", "third picture of a coded sequence with the POC of the second",
      "ph_pic_order_cnt", "8.1", _neg_poc_order),
     ("neg_exp_golomb_too_long", "ue(v) with more than 32 leading zero bits",
-     "sps_pic_width_in_luma_samples", "6.1", _neg_long_exp_golomb),
+     "sps_pic_width_in_luma_samples", "4.3", _neg_long_exp_golomb),
 ]
 
 

@@ -294,7 +294,9 @@ class SyntaxReader(_RW):
             lz += 1
             if lz > MAX_EG_LEADING_ZEROS:
                 raise self.error(f"Exp-Golomb code with more than {MAX_EG_LEADING_ZEROS} leading zero bits",
-                                 _fmt_name(name, idx))
+                                 _fmt_name(name, idx), clause="4.3",
+                                 shall=f"A ue(v) or se(v) code word shall not have more than "
+                                       f"{MAX_EG_LEADING_ZEROS} leading zero bits")
         rest = self._read_uint(lz, name, idx) if lz else 0
         return (1 << lz) - 1 + rest
 

@@ -241,3 +241,178 @@ def test_model_data_dtypes_in_the_text_are_those_of_the_file():
                 row = [dt for pat, dt in rows if pat.match(name)]
                 assert row, f"{name} of {e.int_file} is not described in 10.6"
                 assert str(z[name].dtype) in row[0], (name, z[name].dtype, row[0])
+
+
+# ---------------------------------------------------------------------------
+# Smaller points: 4.3, 5.1, 5.2, T2.2, ph_pic_type of INNER pictures
+# ---------------------------------------------------------------------------
+
+def test_every_name_in_a_range_column_is_defined_in_the_text():
+    """5.1 used UNIT_HEADER_BYTES and max_unit_bytes without defining them.  A name in
+    the Range column of a rendered syntax table is a syntax element, a loop variable,
+    or defined in the prose ("Name = ...") or as the head of a table column (Annex A)."""
+    pages = {os.path.basename(p): _page(p) for p in sorted(os.listdir(SPEC)) if p.endswith(".md")}
+    blocks = re.compile(r"<!-- syntax: \w+ -->\n(.*?)<!-- /syntax -->", re.S)
+    elements, used = set(), {}
+    for name, text in pages.items():
+        for b in blocks.findall(text):
+            for ln in b.splitlines():
+                cells = [c.strip() for c in ln.strip().strip("|").split("|")]
+                if len(cells) == 3 and cells[1] and cells[1] != "Descriptor" and not cells[1].startswith("-"):
+                    elements.add(re.sub(r"&emsp;|\[.*", "", cells[0]).strip())
+                if len(cells) == 3 and cells[2] != "Range":
+                    for tok in re.findall(r"[A-Za-z_]\w*", cells[2]):
+                        used.setdefault(tok, name)
+    prose = "\n".join(blocks.sub("", t) for t in pages.values())
+    heads = {c.strip() for ln, nxt in zip(prose.splitlines(), prose.splitlines()[1:]) if nxt.startswith("|---")
+             for c in ln.strip().strip("|").split("|")}
+    undefined = [f"{tok} ({page})" for tok, page in sorted(used.items())
+                 if tok not in elements and len(tok) > 1 and tok not in heads
+                 and not re.search(r"(?<![\w.])`?" + re.escape(tok) + r"`?\s*=(?!=)", prose)]
+    assert not undefined, undefined
+
+
+def test_unit_length_bounds_of_5_1():
+    """UNIT_HEADER_BYTES = 2 and max_unit_bytes (MaxUnitBytes of the last SPS, 65536
+    before it) as the text defines them; reserved units included."""
+    from syntax import units
+    from syntax.errors import BitstreamError
+    from syntax.levels import MAX_UNIT_BYTES_NO_SPS, LEVELS
+    from syntax.units import parse_units
+    t51 = _clause(_page("05-units.md"), "## 5.1")
+    assert f"UNIT_HEADER_BYTES = {units.UNIT_HEADER_BYTES}," in t51 and "or 65536 when" in t51
+    assert MAX_UNIT_BYTES_NO_SPS == 65536
+    data = _stream("pcm_rgb444_8bit_13x7")
+    sps_end = parse_units(data)[1].offset
+    for length, ok in ((1, False), (2, True)):
+        d = data[:sps_end] + length.to_bytes(4, "big") + _header(40, 0, 0)[:length] + data[sps_end:]
+        if ok:
+            assert len(parse_units(d)) == len(parse_units(data)) + 1
+        else:
+            with pytest.raises(BitstreamError) as e:
+                parse_units(d)
+            assert (e.value.element, e.value.clause) == ("unit_length", "5.1")
+    level = LEVELS[parse_units(data)[0].payload.sps_level_idc].MaxUnitBytes
+    big = level + 1 - 2
+    d = data[:sps_end] + (level + 1).to_bytes(4, "big") + _header(40, 0, 0) + bytes(big) + data[sps_end:]
+    with pytest.raises(BitstreamError, match="out of range") as e:
+        parse_units(d)
+    assert (e.value.element, e.value.clause) == ("unit_length", "5.1")
+
+
+def _header(unit_type, layer_id, temporal_id, forbidden=0):
+    v = (forbidden << 15) | (unit_type << 9) | (layer_id << 3) | (temporal_id + 1)
+    return v.to_bytes(2, "big")
+
+
+def _unit(unit_type, layer_id, temporal_id, payload=b"reserved", forbidden=0):
+    body = _header(unit_type, layer_id, temporal_id, forbidden) + payload
+    return len(body).to_bytes(4, "big") + body
+
+
+def test_reserved_units_get_the_checks_5_2_names_and_no_other():
+    """5.2: a unit of a reserved or unspecified type is checked for its length and its
+    header syntax, and may not be first; not for the layer id or temporal id its
+    position would require, and it neither belongs to nor ends a picture."""
+    from refsw.decoder import Decoder
+    from syntax.errors import BitstreamError
+    from syntax.units import parse_units
+    t52 = _clause(_page("05-units.md"), "## 5.2")
+    assert "skipped unchecked" not in t52 and "`unit_layer_id` in 0..62" in t52
+    data = _stream("pcm_rgb444_8bit_13x7")
+    u = parse_units(data)
+    assert [x.type_name for x in u] == ["SPS", "PH", "PCM", "DPH", "EOS"]
+    raw = [data[x.offset:x.offset + 4 + x.size] for x in u]
+    # anywhere after the first unit, any layer id 0..62 and temporal id 0..6: skipped
+    odd = [_unit(40, 62, 6), _unit(10, 5, 3), _unit(63, 1, 0, b"")]
+    d = b"".join([raw[0], odd[0], raw[1], odd[1], raw[2], odd[2], raw[3], odd[0], raw[4]])
+    out = Decoder().decode(d)
+    assert [(p.hash_status, p.hash_layer) for p in out] == [("match", 0)]
+    # the header syntax is checked: layer id 63, forbidden_zero_bit 1, temporal id plus1 0
+    for bad, element in ((_unit(40, 63, 0), "unit_layer_id"), (_unit(40, 0, 0, forbidden=1), "forbidden_zero_bit"),
+                         (_unit(40, 0, -1), "unit_temporal_id_plus1")):
+        with pytest.raises(BitstreamError) as e:
+            Decoder().decode(b"".join([raw[0], raw[1], bad, *raw[2:]]))
+        assert (e.value.element, e.value.clause) == (element, "5.2")
+    # and it is not the first unit
+    with pytest.raises(BitstreamError) as e:
+        Decoder().decode(_unit(50, 0, 0) + data)
+    assert (e.value.element, e.value.clause) == ("unit_type", "5.3")
+
+
+def test_exp_golomb_limit_is_a_shall_of_4_3():
+    """4.3 states the shall; the error and the manifest cite 4.3 (the manifest said 6.1)."""
+    from refsw.conformance import load_manifest, suite_dir
+    from refsw.decoder import Decoder
+    from refsw.decoder.entropy import container
+    from syntax.errors import BitstreamError
+    assert "shall not have more than 32 leading zero bits" in _clause(_page("04-conventions.md"), "## 4.3")
+    m = load_manifest(os.path.join(suite_dir(), "manifest.json"))
+    neg = next(s for s in m["negative"] if s["name"] == "neg_exp_golomb_too_long")
+    assert neg["clause"] == "4.3"
+    with open(os.path.join(suite_dir(), neg["file"]), "rb") as f:
+        data = f.read()
+    with pytest.raises(BitstreamError) as e:
+        Decoder().decode(data)
+    assert (e.value.element, e.value.clause) == ("sps_pic_width_in_luma_samples", "4.3")
+    assert "shall not have more than 32 leading zero bits" in str(e.value)
+    # a stand-alone entropy substream header (9.6): the same rule, the same clause
+    with pytest.raises(BitstreamError) as e:
+        container.read(bytes(5) + b"\x80")
+    assert (e.value.element, e.value.clause) == ("es_num_lanes_minus1", "4.3")
+    # 32 leading zero bits are fine: the largest ue(v) value, 2^33 - 2
+    from syntax.rw import SyntaxReader, Struct
+    r = SyntaxReader(bytes(4) + b"\xff" * 5)
+    r._push("t", Struct(), "x")
+    assert r.ue("v") == (1 << 33) - 2
+
+
+def _inner_units():
+    from syntax.units import parse_units
+    data = _stream("inner_hevc_ra_none")
+    return data, parse_units(data)
+
+
+def test_inner_bitstream_with_more_pictures_than_coded_pictures_is_an_error():
+    """T2.2: the inner bitstream decodes to exactly NumCodedPics pictures; more is an
+    error, not ignored.  The last picture header is removed, its INNER unit kept (moved
+    into the previous picture, so the inner bitstream is unchanged): 6 inner pictures
+    for 5 coded pictures."""
+    from refsw.decoder import Decoder
+    from syntax.errors import BitstreamError
+    data, u = _inner_units()
+    raw = [data[x.offset:x.offset + 4 + x.size] for x in u]
+    names = [x.type_name for x in u]
+    last_ph = max(i for i, n in enumerate(names) if n == "PH")
+    assert names[last_ph:] == ["PH", "INNER", "DPH", "EOS"] and names[last_ph - 1] == "DPH"
+    assert len(Decoder().decode(data)) == 6
+    bad = b"".join(raw[:last_ph - 1] + [raw[last_ph + 1], raw[last_ph - 1], raw[-1]])
+    with pytest.raises(BitstreamError, match="decodes to more than 5 pictures") as e:
+        Decoder().decode(bad)
+    assert e.value.clause == "T2.2"
+
+
+def test_ph_pic_type_of_inner_pictures_constrains_nothing():
+    """5.2 / 6.2 / T2.2: an INNER picture with ph_pic_type 0 (I) may have a temporal id
+    other than 0 (its ph_pic_type is informative); the PH of a PCM picture may not."""
+    from refsw.decoder import Decoder
+    from syntax.errors import BitstreamError
+    from syntax.units import parse_units, rewrite_unit
+    data, u = _inner_units()
+    names = [x.type_name for x in u]
+    first = names.index("PH")
+    assert u[first].payload.ph_pic_type == 0 and names[first:first + 3] == ["PH", "INNER", "DPH"]
+    want = [d.picture for d in Decoder().decode(data)]
+    d = data
+    for k in (first + 2, first + 1, first):             # back to front: offsets stay valid
+        d = rewrite_unit(d, parse_units(d)[k], temporal_id=1)
+    out = Decoder().decode(d)
+    assert [p.picture for p in out] == want and {p.hash_status for p in out} == {"match"}
+    pcm = _stream("pcm_rgb444_8bit_13x7")
+    pu = parse_units(pcm)
+    for k in (3, 2, 1):
+        pcm = rewrite_unit(pcm, parse_units(pcm)[k], temporal_id=1)
+    with pytest.raises(BitstreamError, match="not an INNER picture shall be 0") as e:
+        Decoder().decode(pcm)
+    assert (e.value.element, e.value.clause) == ("unit_temporal_id_plus1", "5.2")
+    assert pu[1].payload.ph_pic_type == 0

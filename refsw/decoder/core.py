@@ -80,11 +80,11 @@ def unit_error(msg, unit: Unit | None, *, element=None, clause="8.1", shall=None
 def _check_temporal_id(unit: Unit, cur: CodedPicture | None):
     """5.2: SPS, EOS and sequence-level RESTORATION units have temporal id 0;
     the units of a picture share the temporal id of its PH unit, which is 0
-    for an I picture."""
+    unless the picture is an INNER picture (whose ph_pic_type is informative)."""
     ut, tid = unit.unit_type, unit.unit_temporal_id
     if ut == hls.UT_PH:
-        if tid != 0 and unit.payload.ph_pic_type == 0:
-            need, why = 0, "of an I picture (ph_pic_type 0)"
+        if tid != 0 and unit.payload.ph_pic_coding_mode != hls.INNER_MODE:
+            need, why = 0, "of the PH unit of a picture that is not an INNER picture"
         else:
             return
     elif ut in (hls.UT_SPS, hls.UT_EOS) or (ut == hls.UT_RESTORATION

@@ -68,9 +68,9 @@ class _Reader:
             if z > MAX_UE_LEADING_ZEROS:
                 raise BitstreamError(f"{element}: more than {MAX_UE_LEADING_ZEROS} leading "
                                      "zero bits", structure=STRUCTURE, element=element,
-                                     bitpos=start, clause="7.4",
-                                     shall=f"leadingZeroBits shall not exceed "
-                                           f"{MAX_UE_LEADING_ZEROS}",
+                                     bitpos=start, clause="4.3",
+                                     shall=f"A ue(v) or se(v) code word shall not have more than "
+                                           f"{MAX_UE_LEADING_ZEROS} leading zero bits",
                                      where="entropy_substream")
         v = 1
         for _ in range(z):
