@@ -11,6 +11,15 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
         echo "setup: ffmpeg not found; install it (apt-get install ffmpeg) for the inner codec and anchors" >&2
     fi
 fi
+# chromium: tests/test_ctc.py renders the HTML CTC report in a headless browser (skipped without it)
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+            || echo "setup: installing chromium failed; the HTML report's browser test will be skipped" >&2
+    else
+        echo "setup: chromium not found; install it (apt-get install chromium) to check the HTML CTC report" >&2
+    fi
+fi
 [ -d .venv ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # CPU torch first (a file on these machines); the project's range then pulls nothing more.

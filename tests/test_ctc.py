@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import warnings
 
 import numpy as np
@@ -451,3 +452,124 @@ def test_refsw_code_hash_covers_code_and_model_data_not_cards(tmp_path):
         assert refsw_code_hash(roots) != h0, path
         path.write_bytes(old)
     assert refsw_code_hash(roots) == h0
+
+
+# --------------------------------------------------------------------------
+# HTML report (lxml) in a headless browser
+# --------------------------------------------------------------------------
+
+def _report_fixture(out_dir):
+    """A CTC run of synthetic results (no codec runs): two clips, an HEVC anchor and refsw with
+    four rate points each, one failed point."""
+    from types import SimpleNamespace as NS
+    items = [NS(name="BasketballPass", cls="C", width=416, height=240, kind="video", frames=33, fps=50.0,
+                licence="JVET CTC", prepared_sha256="ab" * 32),
+             NS(name="BQSquare", cls="D", width=416, height=240, kind="video", frames=33, fps=60.0,
+                licence="", prepared_sha256="cd" * 32)]
+    results = []
+    for si, it in enumerate(items):
+        for codec, gain, labels in (("hevc", 0.0, ("qp22", "qp27", "qp32", "qp37")),
+                                    ("refsw", 0.4 + 0.2 * si, ("q0", "q1", "q2", "q3"))):
+            for k, label in enumerate(labels):
+                rate = 2000.0 / 1.6 ** k * (1 + 0.3 * si)
+                psnr = 30 + 4 * math.log2(rate / 100) + gain
+                results.append({"codec": codec, "sequence": it.name, "class": it.cls, "label": label, "status": "ok",
+                                "rate": rate, "psnr_y": psnr, "psnr_u": psnr + 2, "psnr_v": psnr + 2.5,
+                                "psnr_yuv": psnr + 0.6, "msssim_db": psnr / 2, "enc_time": 2.0 + k + 28 * (codec == "refsw"),
+                                "dec_time": 0.1 if codec == "hevc" else 0.5,
+                                "enc_cmd": ["ffmpeg", "-i", "src.yuv", "out.hevc"], "dec_cmd": ["ffmpeg", "-i", "out.hevc"]})
+    results.append({"codec": "refsw", "sequence": "BQSquare", "class": "D", "label": "q9", "status": "failed",
+                    "notes": "InnerCodecError: <vvenc> & \"friends\"", "rate": math.nan, "enc_time": 0, "dec_time": 0})
+    ts = NS(name="tiny-video", kind="video", items=items, manifest="ctc/testsets/tiny.json", root="")
+    run = NS(results=results, testset=ts, out_dir=str(out_dir),
+             versions={"hevc": {"ffmpeg": "ffmpeg version 7.1", "encoder": "x265 4.1"}, "refsw": {"git": "abc123"}})
+    cond = NS(name="ra_tiny", structure="ra", enc=NS(CodingMode="inner"), ctc=NS(BdMethod="pchip"),
+              files=["ctc/ra.cfg"])
+    return run, cond
+
+
+def test_html_report_beside_markdown(tmp_path):
+    """report-*.html: the Markdown report's tables as <table>, the RD plots inline (data: PNG),
+    nothing loaded from elsewhere."""
+    pytest.importorskip("matplotlib")
+    import base64
+    from lxml import html as lhtml
+    from refsw.ctc.report import build_report, html_path
+    run, cond = _report_fixture(tmp_path)
+    md, _ = build_report(run, cond, "refsw", "hevc", argv=["refsw-ctc", "run"], plots=True)
+    page = lhtml.parse(html_path(md)).getroot()
+    text = open(md, encoding="utf-8").read()
+    tables = page.findall(".//table")
+    assert len(tables) == text.count("\n|---|") == 3
+    rates = tables[2]
+    assert [th.text_content() for th in rates.findall("thead/tr/th")][:4] == ["Codec", "Sequence", "Point", "kbps"]
+    assert len(rates.findall("tbody/tr")) == 16
+    assert page.findtext(".//h1") == "CTC report: ra_tiny — refsw vs HEVC"
+    assert "<vvenc> & \"friends\"" in page.find(".//ul/li").text_content()          # escaped, not markup
+    imgs = page.findall(".//img")
+    assert [i.get("alt") for i in imgs] == ["BasketballPass", "BQSquare"]
+    for img in imgs:
+        head, data = img.get("src").split(",", 1)
+        assert head == "data:image/png;base64"
+        assert base64.b64decode(data) == (tmp_path / "plots" / f"{img.get('alt')}.png").read_bytes()
+    # self-contained: no script, no link, every src a data: URI; the CSP allows nothing else
+    assert not page.findall(".//script") and not page.findall(".//link")
+    assert all(e.get("src").startswith("data:") for e in page.iter() if e.get("src") is not None)
+    assert "default-src 'none'" in page.find(".//meta[@http-equiv='Content-Security-Policy']").get("content")
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _headless(args, tmp_path, tag):
+    import subprocess
+    exe = _chromium()
+    prof = tmp_path / f"profile-{tag}"
+    prof.mkdir()
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={prof}"] + args
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+@pytest.mark.skipif(_chromium() is None, reason="no chromium (apt-get install chromium; scripts/setup.sh "
+                                                "installs it when run as root)")
+def test_html_report_renders_in_headless_chromium(tmp_path):
+    """The HTML report rendered by a real browser: its DOM has the tables' rows and the plot
+    images, and the screenshot shows the tables (header shading) and the plots (matplotlib's
+    line colours, many distinct colours where the plots are)."""
+    pytest.importorskip("matplotlib")
+    from lxml import html as lhtml
+    from PIL import Image
+    from refsw.ctc.report import build_report, html_path
+    run, cond = _report_fixture(tmp_path / "out")
+    os.makedirs(run.out_dir)
+    page = html_path(build_report(run, cond, "refsw", "hevc", plots=True)[0])
+    url = "file://" + os.path.abspath(page)
+
+    dom = lhtml.fromstring(_headless(["--dump-dom", url], tmp_path, "dom"))
+    tables = dom.findall(".//table")
+    assert [len(t.findall(".//tbody/tr")) for t in tables] == [3, 2, 16]
+    assert dom.xpath("string(.//table[3]//tbody/tr[1]/td[3])") == "qp37"
+    imgs = dom.findall(".//img")
+    assert len(imgs) == 2 and all(i.get("src").startswith("data:image/png;base64,iVBOR") for i in imgs)
+
+    shot = tmp_path / "shot.png"
+    _headless([f"--screenshot={shot}", "--window-size=1200,2000", url], tmp_path, "shot")
+    im = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert im.shape[:2] == (2000, 1200)
+    assert len(np.unique(im.reshape(-1, 3), axis=0)) > 200, "blank page"
+
+    def near(rgb, tol=40):
+        return (np.abs(im - np.array(rgb)).sum(axis=2) < tol)
+    header = near((0xee, 0xee, 0xee), 3)                       # <th> background: the tables rendered
+    assert header.sum() > 2000
+    lines = near((0x1f, 0x77, 0xb4)) | near((0xff, 0x7f, 0x0e))  # matplotlib's C0 / C1: the plots rendered
+    assert lines.sum() > 1000
+    ys, xs = np.nonzero(lines)
+    region = im[ys.min():ys.max() + 1, xs.min():xs.max() + 1].reshape(-1, 3)
+    assert len(np.unique(region, axis=0)) > 500              # anti-aliased plots, not a flat box
+    assert ys.min() > np.nonzero(header)[0].min()            # below the tables, as in the page

@@ -1,4 +1,5 @@
-"""CTC reports: BD tables (JVET/VCM template style), CSV curves, RD plots.
+"""CTC reports: BD tables (JVET/VCM template style), CSV curves, RD plots; the report is written
+as Markdown and as a self-contained HTML page (refsw.ctc.doc).
 
 Conventions (as the JVET CTC templates, JVET-T2010 / the VCM CTC):
 
@@ -27,6 +28,7 @@ import time
 from collections import OrderedDict
 
 from .bd import BDError, bd
+from .doc import Doc
 
 METRICS_VIDEO = [("psnr_y", "Y"), ("psnr_u", "U"), ("psnr_v", "V"), ("psnr_yuv", "YUV"),
                  ("msssim_db", "MS-SSIM")]
@@ -151,41 +153,37 @@ PATHS = {"a": "task branch on the latent layers it reads (no pixels)",
          "c": "task network on the anchor's decoded pictures"}
 
 
-def _branch_section(results, anchor: str, method: str) -> tuple[list[str], list[str]]:
-    """(summary lines, markdown lines) of the task-branch comparison."""
-    summary, L = [], []
+def _branch_section(results, anchor: str, method: str, doc: Doc) -> list[str]:
+    """Summary lines of the task-branch comparison; its sections are added to ``doc``."""
+    summary = []
     for name in branch_names(results):
         rows = branch_comparison(results, [anchor], name, method)
         n = max((p["n"] for r in rows for p in r["curve"]), default=0)
         summary.append(f"Task branch ({name}, pooled over {n} items): BD-rate (BD-{name}) of (a) the branch vs "
                        + ", ".join(f"({r['path']}) {r['codec']} {_pct(r['bd'])} ({_signed(r['bd_q'])})"
                                    for r in rows[1:]))
-        L += [f"## Task branch: {name}", "",
-              f"One curve per path, pooled over all items (AP of all pictures at each rate point; bpp = "
-              f"total bits / total pixels); BD-rate and BD-{name} (mean {name} difference over the common "
-              f"log-rate range) of (a) against each path ({method}, Pareto). Times: seconds per picture.", "",
-              f"| Path | Codec | What | Points | bpp | {name} | BD-rate of (a) | BD-{name} of (a) | Decode [s] "
-              f"| Task net [s] |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+        doc.heading(2, f"Task branch: {name}")
+        doc.para(f"One curve per path, pooled over all items (AP of all pictures at each rate point; bpp = "
+                 f"total bits / total pixels); BD-rate and BD-{name} (mean {name} difference over the common "
+                 f"log-rate range) of (a) against each path ({method}, Pareto). Times: seconds per picture.")
+        table = []
         for r in rows:
             c = r["curve"] or [{"rate": math.nan, "ap": math.nan, "dec_time": math.nan, "net_time": math.nan}]
             mean = {k: sum(p[k] for p in c) / len(c) for k in ("dec_time", "net_time")}
-            L.append(f"| ({r['path']}) | {r['codec']} | {PATHS[r['path']]} | {len(r['curve'])} | "
-                     f"{_num(c[0]['rate'], 4)}..{_num(c[-1]['rate'], 4)} | "
-                     f"{_num(min(p['ap'] for p in c))}..{_num(max(p['ap'] for p in c))} | "
-                     f"{'-' if r['bd'] is None else _pct(r['bd'])} | "
-                     f"{'-' if r['bd_q'] is None else _signed(r['bd_q'])} | {_num(mean['dec_time'])} | "
-                     f"{_num(mean['net_time'])} |")
+            table.append([f"({r['path']})", r["codec"], PATHS[r["path"]], len(r["curve"]),
+                          f"{_num(c[0]['rate'], 4)}..{_num(c[-1]['rate'], 4)}",
+                          f"{_num(min(p['ap'] for p in c))}..{_num(max(p['ap'] for p in c))}",
+                          "-" if r["bd"] is None else _pct(r["bd"]), "-" if r["bd_q"] is None else _signed(r["bd_q"]),
+                          _num(mean["dec_time"]), _num(mean["net_time"])])
+        doc.table(["Path", "Codec", "What", "Points", "bpp", name, "BD-rate of (a)", f"BD-{name} of (a)",
+                   "Decode [s]", "Task net [s]"], table)
         reasons = sorted({r[k] for r in rows for k in ("bd", "bd_q") if isinstance(r[k], str)})
         if reasons:
-            L += ["", "n/a: " + "; ".join(reasons) + "."]
-        L += ["", f"| Path | Codec | Point | bpp | {name} | GT boxes |", "|---|---|---|---|---|---|"]
-        for r in rows:
-            for p in r["curve"]:
-                L.append(f"| ({r['path']}) | {r['codec']} | {p['label']} | {_num(p['rate'], 4)} | "
-                         f"{_num(p['ap'])} | {p['npos']} |")
-        L.append("")
-    return summary, L
+            doc.para("n/a: " + "; ".join(reasons) + ".")
+        doc.table(["Path", "Codec", "Point", "bpp", name, "GT boxes"],
+                  [[f"({r['path']})", r["codec"], p["label"], _num(p["rate"], 4), _num(p["ap"]), p["npos"]]
+                   for r in rows for p in r["curve"]])
+    return summary
 
 
 def _geomean(xs):
@@ -322,12 +320,13 @@ def plot_rd(out_dir: str, results: list[dict], codecs: list[str], kind: str) -> 
 
 
 # --------------------------------------------------------------------------
-# Markdown
+# Report (Markdown and HTML, refsw.ctc.doc)
 # --------------------------------------------------------------------------
 
 def build_report(run, cond, test: str, anchor: str, *, argv=None, plots: bool = True) -> tuple[str, list[str]]:
-    """Write ``report-<test>-vs-<anchor>.md`` (+ bd/*.csv, plots/*.png) in
-    ``run.out_dir``; returns (path, summary lines)."""
+    """Write ``report-<test>-vs-<anchor>.md`` and the same report as a self-contained HTML page,
+    ``report-<test>-vs-<anchor>.html`` (tables, RD plots inline), + bd/*.csv, plots/*.png in
+    ``run.out_dir``; returns (path of the Markdown report, summary lines)."""
     results = [r for r in run.results if r is not None]
     kind = run.testset.kind
     method = cond.ctc.BdMethod
@@ -368,82 +367,80 @@ def build_report(run, cond, test: str, anchor: str, *, argv=None, plots: bool = 
                            + ((" + " if fin else "") + "lossless" if len(fin) < len(pts) else "")
                            + f", enc {sum(_f(r['enc_time']) for r in pts):.1f} s, "
                            f"dec {sum(_f(r['dec_time']) for r in pts):.1f} s")
-    branch_summary, branch_md = _branch_section(results, anchor, method)
-    summary += branch_summary
+    doc = Doc(f"CTC report: {cond.name} — {test} vs {anchor.upper()}")
+    branch = Doc("")                 # the task-branch sections, placed after the rate points
+    summary += _branch_section(results, anchor, method, branch)
     if errors:
         summary.append(f"{len(errors)} point(s) failed; see the report")
 
-    L = [f"# CTC report: {cond.name} — {test} vs {anchor.upper()}", "",
-         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %z')} by `{' '.join(argv or ['refsw-ctc'])}`.", "",
-         "## Summary", ""]
-    L += ["```"] + summary + ["```", ""]
-    head = "| Class | Seqs | " + " | ".join(lab for _, lab in metrics) + " | EncT | DecT |"
-    L += [f"BD-rate of {test} against {anchor.upper()} ({method}; negative = fewer bits for the same "
-          f"quality; (nm) = a non-monotonic curve, see docs/ctc.md). EncT/DecT: test/anchor time per "
-          f"rate point (geometric mean over sequences).", "", head,
-          "|" + "---|" * (len(metrics) + 4)]
-    for g, a in agg.items():
-        name = f"**{g}**" if g == "Overall" else g
-        L.append(f"| {name} | {a['n']} | " + " | ".join(_pct(a["bd"][m]) for m, _ in metrics)
-                 + f" | {_ratio(a['enct'])} | {_ratio(a['dect'])} |")
+    doc.heading(1, doc.title)
+    doc.para(f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %z')} by `{' '.join(argv or ['refsw-ctc'])}`.")
+    doc.heading(2, "Summary")
+    doc.pre(summary)
+    doc.para(f"BD-rate of {test} against {anchor.upper()} ({method}; negative = fewer bits for the same "
+             f"quality; (nm) = a non-monotonic curve, see docs/ctc.md). EncT/DecT: test/anchor time per "
+             f"rate point (geometric mean over sequences).")
+    doc.table(["Class", "Seqs"] + [lab for _, lab in metrics] + ["EncT", "DecT"],
+              [[f"**{g}**" if g == "Overall" else g, a["n"]] + [_pct(a["bd"][m]) for m, _ in metrics]
+               + [_ratio(a["enct"]), _ratio(a["dect"])] for g, a in agg.items()])
     reasons = sorted({v for a in agg.values() for v in a["bd"].values() if isinstance(v, str)})
     if reasons:
-        L += ["", "n/a means BD-rate is undefined: " + "; ".join(reasons) + "."]
-    L += ["", "## Per sequence", "", "| Class | Sequence | " + " | ".join(lab for _, lab in metrics)
-          + " | EncT | DecT | Notes |", "|" + "---|" * (len(metrics) + 5)]
+        doc.para("n/a means BD-rate is undefined: " + "; ".join(reasons) + ".")
+    doc.heading(2, "Per sequence")
+    per_seq = []
     for r in rows:
         notes = sorted({n for v in r["bd"].values() if not isinstance(v, str) for n in v.notes
                         if "non-finite" not in n})
         notes += [f"overlap {v.overlap:.0%} ({lab})" for (m, lab) in metrics
                   for v in [r["bd"][m]] if not isinstance(v, str) and v.overlap < 0.75]
-        L.append(f"| {r['class']} | {r['sequence']} | " + " | ".join(_pct(r["bd"][m]) for m, _ in metrics)
-                 + f" | {_ratio(r['enct'])} | {_ratio(r['dect'])} | {'; '.join(notes)} |")
+        per_seq.append([r["class"], r["sequence"]] + [_pct(r["bd"][m]) for m, _ in metrics]
+                       + [_ratio(r["enct"]), _ratio(r["dect"]), "; ".join(notes)])
+    doc.table(["Class", "Sequence"] + [lab for _, lab in metrics] + ["EncT", "DecT", "Notes"], per_seq)
 
-    L += ["", "## Rate points", ""]
-    qcols = [m for m, _ in metrics]
-    L += [f"| Codec | Sequence | Point | {unit} | " + " | ".join(lab for _, lab in metrics)
-          + " | Enc [s] | Dec [s] |", "|" + "---|" * (len(metrics) + 6)]
-    for c in (anchor, test):
-        for seq, cv in curves(results, c).items():
-            for r in cv["points"]:
-                L.append(f"| {c} | {seq} | {r['label']} | {_num(r['rate'], 4)} | "
-                         + " | ".join(_num(r.get(m), 3) for m in qcols)
-                         + f" | {_num(r['enc_time'], 2)} | {_num(r['dec_time'], 2)} |")
-    if branch_md:
-        L += [""] + branch_md
+    doc.heading(2, "Rate points")
+    doc.table(["Codec", "Sequence", "Point", unit] + [lab for _, lab in metrics] + ["Enc [s]", "Dec [s]"],
+              [[c, seq, r["label"], _num(r["rate"], 4)] + [_num(r.get(m), 3) for m, _ in metrics]
+               + [_num(r["enc_time"], 2), _num(r["dec_time"], 2)]
+               for c in (anchor, test) for seq, cv in curves(results, c).items() for r in cv["points"]])
+    doc.blocks += branch.blocks
     if errors:
-        L += ["", "## Failed points", ""]
-        for r in errors:
-            L.append(f"- {r['codec']} {r['sequence']} {r['label']}: {r.get('notes', '')}")
+        doc.heading(2, "Failed points")
+        doc.bullets([f"{r['codec']} {r['sequence']} {r['label']}: {r.get('notes', '')}" for r in errors])
     if plot_paths:
-        L += ["", "## RD plots", ""]
-        for seq, p in plot_paths.items():
-            L.append(f"![{seq}]({os.path.relpath(p, run.out_dir)})")
+        doc.heading(2, "RD plots")
+        doc.images(list(plot_paths.items()))
     elif plots:
-        L += ["", "(RD plots skipped: matplotlib is not installed.)"]
+        doc.para("(RD plots skipped: matplotlib is not installed.)")
 
-    L += ["", "## Conditions and versions", ""]
-    L.append(f"- cfg files: {', '.join(cond.files)} (every setting with its source: `run-*.json`)")
-    L.append(f"- test set `{run.testset.name}` ({run.testset.manifest or run.testset.root}):")
-    for it in run.testset.items:
-        L.append(f"  - {it.name} (class {it.cls}, {it.width}x{it.height}"
-                 + (f", {it.frames} frames @ {it.fps:g} fps" if it.kind == "video" else "")
-                 + f"), licence: {it.licence or 'not stated'}; sha256 {it.prepared_sha256[:16]}…")
-    for c, v in run.versions.items():
-        L.append(f"- {c}: " + ", ".join(f"{k} `{x}`" for k, x in v.items()))
+    doc.heading(2, "Conditions and versions")
+    items = [f"cfg files: {', '.join(cond.files)} (every setting with its source: `run-*.json`)",
+             (f"test set `{run.testset.name}` ({run.testset.manifest or run.testset.root}):",
+              [f"{it.name} (class {it.cls}, {it.width}x{it.height}"
+               + (f", {it.frames} frames @ {it.fps:g} fps" if it.kind == "video" else "")
+               + f"), licence: {it.licence or 'not stated'}; sha256 {it.prepared_sha256[:16]}…"
+               for it in run.testset.items])]
+    items += [f"{c}: " + ", ".join(f"{k} `{x}`" for k, x in v.items()) for c, v in run.versions.items()]
     ex = next((r for r in results if r["codec"] == anchor and r.get("status") == "ok"), None)
     if ex:
-        L.append(f"- {anchor} encode command (first point): `{' '.join(ex.get('enc_cmd', []))}`")
-        L.append(f"- {anchor} decode command: `{' '.join(ex.get('dec_cmd', []))}`")
+        items.append(f"{anchor} encode command (first point): `{' '.join(ex.get('enc_cmd', []))}`")
+        items.append(f"{anchor} decode command: `{' '.join(ex.get('dec_cmd', []))}`")
     ex = next((r for r in results if r["codec"] == test and r.get("status") == "ok"), None)
     if ex:
-        L.append(f"- {test}: `{' '.join(ex.get('enc_cmd', []))}`")
-    L.append("- per-point results (metrics, times, exact commands, keys): `<codec>/<sequence>/<point>.json`; "
-             "all points: `results.csv`; curves for `refsw-ctc bdrate`: `bd/<codec>.<metric>.csv`.")
+        items.append(f"{test}: `{' '.join(ex.get('enc_cmd', []))}`")
+    items.append("per-point results (metrics, times, exact commands, keys): `<codec>/<sequence>/<point>.json`; "
+                 "all points: `results.csv`; curves for `refsw-ctc bdrate`: `bd/<codec>.<metric>.csv`.")
+    doc.bullets(items)
     path = os.path.join(run.out_dir, f"report-{test}-vs-{anchor}.md")
     with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(L) + "\n")
+        f.write(doc.markdown(run.out_dir))
+    with open(html_path(path), "w", encoding="utf-8") as f:
+        f.write(doc.html())
     return path, summary
+
+
+def html_path(md_path: str) -> str:
+    """The HTML report written beside the Markdown one."""
+    return os.path.splitext(md_path)[0] + ".html"
 
 
 def anchor_summary(run, anchors: list[str]) -> tuple[str, list[str]]:
