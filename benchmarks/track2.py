@@ -1,15 +1,18 @@
 """Track 2 benchmark: refsw (inner codec + tools) against the inner-codec-only anchor.
 
     .venv/bin/python benchmarks/track2.py [--structures ra,ld,ai] [--qps 32,37,42,47]
-        [--codec hevc] [--frames 33] [--set Key=Value ...] [--json out.json]
+        [--codec hevc] [--frames 33] [--network mtcnn] [--network-args k=v,...]
+        [--gt-score 0.9] [--det-score 0.7] [--set Key=Value ...] [--json out.json]
 
-Content: the default video (carphone_qcif_33.y4m, see refsw/content.py).
-Task: face detection with the offline MTCNN (refsw.tasks.mtcnn).  The
-reference of the task metric is MTCNN's own detections on the UNCOMPRESSED
-source with score >= 0.9 (no human annotation exists for this clip);
-mAP@0.5 is the AP of the detections on the decoded video (all scores >= 0.7,
-the detector's own output threshold) against that reference; mAP@[.5:.95]
-is also reported.
+Content: the default video (carphone_qcif_33.y4m, see refsw/content.py), or --input.
+Task: detection with a task network of refsw.tasks given by name or
+module:Class, the interface the ROI tool uses (default: the offline MTCNN
+face detector; ``--network hog --network-args upscale=2`` for pedestrians).
+The reference of the task metric is the network's own detections on the
+UNCOMPRESSED source with a score of at least --gt-score (no human annotation
+exists for these clips); mAP@0.5 is the AP of the detections on the decoded
+video (scores >= --det-score) against that reference; mAP@[.5:.95] is also
+reported.  Scores are in the network's own range (MTCNN: probability; HOG: SVM margin).
 
 Anchor: the same inner codec (x265 / vvenc via ffmpeg) with the same coding
 structure and QP, coding the source as is; its rate is the inner bitstream
@@ -52,15 +55,11 @@ CFGS = {"ra": "ra.cfg", "ld": "ld.cfg", "ai": "ai_video.cfg"}
 
 
 class CachedNet(tasks.TaskNetwork):
-    """The MTCNN detector with a cache keyed by the picture's samples."""
-    name = "mtcnn"
-    _inst = None
+    """A task network with a cache of its detections keyed by the picture's samples."""
 
-    def __init__(self):
-        if CachedNet._inst is None:
-            from refsw.tasks.mtcnn import MtcnnFaceDetector
-            CachedNet._inst = (MtcnnFaceDetector(), {})
-        self.net, self.cache = CachedNet._inst
+    def __init__(self, net):
+        self.net, self.cache = net, {}
+        self.name = net.name
 
     def detect(self, picture):
         h = hashlib.md5(b"".join(np.ascontiguousarray(p).tobytes() for p in picture.planes)).hexdigest()
@@ -83,7 +82,7 @@ def bd_rate(ra, qa, rt, qt, pareto=False):
 
 def measure(pics, out, gt, net):
     dets = [net.detect(p) for p in out]
-    d = detections_as_tuples(dets, DET_SCORE)
+    d = detections_as_tuples(dets, net.det_score)
     ap50 = average_precision(gt, d, 0.5)
     ap = map_50_95(gt, d)
     ps = [psnr(a, b) for a, b in zip(pics, out)]
@@ -131,19 +130,25 @@ def main(argv=None):
     ap.add_argument("--codec", default="hevc")
     ap.add_argument("--frames", type=int, default=33)
     ap.add_argument("--input", default="")
+    ap.add_argument("--network", default="mtcnn", help="task network of the metric: name or module:Class")
+    ap.add_argument("--network-args", default="", help="its settings, key=value,key=value")
+    ap.add_argument("--gt-score", type=float, default=GT_SCORE, help="pseudo ground truth: score >= this")
+    ap.add_argument("--det-score", type=float, default=DET_SCORE, help="detections on decoded video: score >= this")
     ap.add_argument("--set", action="append", default=[], help="Key=Value override of the refsw cfg")
     ap.add_argument("--json", default="")
     a = ap.parse_args(argv)
     path = a.input or default_video_path()
     pics = list(open_input(path, max_frames=a.frames))
     fps = 30000 / 1001
-    tasks.TASK_NETWORKS["mtcnn"] = CachedNet
-    net = CachedNet()
+    net = CachedNet(tasks.get_task_network(a.network, **tasks.parse_network_args(a.network_args)))
+    net.det_score = a.det_score
+    # the ROI tool of the test runs (RoiDetector) shares the cache when it names the same network
+    tasks.TASK_NETWORKS["_bench"] = lambda **kw: net
     t0 = time.perf_counter()
-    gt = ground_truth([net.detect(p) for p in pics], GT_SCORE)
+    gt = ground_truth([net.detect(p) for p in pics], a.gt_score)
     print(f"# content {os.path.basename(path)}: {len(pics)} pictures {pics[0].width}x{pics[0].height}; "
-          f"reference: MTCNN on the uncompressed source, score >= {GT_SCORE}: {sum(map(len, gt))} faces "
-          f"({time.perf_counter() - t0:.1f} s)")
+          f"task network {a.network} {a.network_args}; reference: its detections on the uncompressed source, "
+          f"score >= {a.gt_score}: {sum(map(len, gt))} boxes ({time.perf_counter() - t0:.1f} s)")
     qps = [int(q) for q in a.qps.split(",")]
     tqps = [int(q) for q in a.test_qps.split(",")] if a.test_qps else qps
     results = {}
@@ -153,6 +158,8 @@ def main(argv=None):
             k, v = kv.split("=", 1)
             argv_cfg += [f"--{k}", v]
         c, _ = cfgmod.parse(argv_cfg, ENCODER_OPTIONS)
+        if (c.RoiDetector, c.RoiDetectorArgs) == (a.network, a.network_args):   # share the detection cache
+            argv_cfg += ["--RoiDetector", "_bench", "--RoiDetectorArgs", ""]
         anc = [run_anchor(c, pics, q, gt, net, fps) for q in qps]
         tst = [run_test(argv_cfg, pics, q, gt, net, fps) for q in tqps]
         bd_task, n1 = bd_rate([r["kbps"] for r in anc], [r["map50"] for r in anc],

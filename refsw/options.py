@@ -58,10 +58,16 @@ ENCODER_OPTIONS = OptionTable([
            "unit less)", choices=("picture", "sequence"), group="Track 2 tools"),
     Option("RoiEnabled", bool, False, "ROI-based background simplification (sps_roi_enabled_flag)",
            group="Track 2 tools"),
-    Option("RoiDetector", str, "mtcnn", "task network finding the ROI on the source: mtcnn, full "
-           "(whole picture) or module:Class implementing refsw.tasks.TaskNetwork", group="Track 2 tools"),
-    Option("RoiThreshold", float, 0.6, "detection score above which a box is a ROI", range=(0, 1),
-           group="Track 2 tools"),
+    Option("RoiDetector", str, "mtcnn", "task network finding the ROI on the source: mtcnn (faces), hog "
+           "(pedestrians), full (whole picture) or module:Class implementing refsw.tasks.TaskNetwork (the "
+           "module must be importable, e.g. through PYTHONPATH)", group="Track 2 tools"),
+    Option("RoiDetectorArgs", str, "", "settings of the ROI task network, key=value,key=value (e.g. "
+           "upscale=2 for hog)", group="Track 2 tools"),
+    Option("RoiThreshold", float, 0.6, "detection score above which a box is a ROI, in the network's own "
+           "score range (mtcnn: probability 0..1; hog: SVM margin, about 0..3)", group="Track 2 tools"),
+    Option("RoiMinArea", float, 0.01, "safe ROI: a picture whose regions cover less than this fraction of "
+           "its area (no detection included) is coded without background simplification",
+           range=(0, 1), group="Track 2 tools"),
     Option("RoiMargin", float, 0.25, "ROI box enlargement on each side, as a fraction of its size",
            range=(0, 4), group="Track 2 tools"),
     Option("RoiBackground", str, "blur", "background simplification: blur (strong low-pass), flat "

@@ -11,6 +11,14 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
         echo "setup: ffmpeg not found; install it (apt-get install ffmpeg) for the inner codec and anchors" >&2
     fi
 fi
+# pedestrian clip of the people test set (ctc/testsets/people.json): OpenCV's vtest.avi
+if [ ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends opencv-doc >/dev/null
+    else
+        echo "setup: opencv-doc not installed; the people test set needs it (apt-get install opencv-doc)" >&2
+    fi
+fi
 # chromium: tests/test_ctc.py renders the HTML CTC report in a headless browser (skipped without it)
 if ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then

@@ -14,7 +14,7 @@ from refsw.ctc.testsets import TestSetError as TSError, load_testset, pin_direct
 from refsw.picture import Picture, write_png
 from refsw.tasks import Detection
 from refsw.tasks.evaluate import ap_from_matches, average_precision
-from refsw.ctc.face_metric import FaceAP
+from refsw.ctc.detection_metric import FaceAP
 
 
 def _rgb(w, h, seed=0):
@@ -132,7 +132,7 @@ def test_face_manifest_and_condition():
     cond = parse_condition(["--cfg", os.path.join(os.path.dirname(__file__), "..", "ctc", "conditions",
                                                   "task_face.cfg")])
     assert cond.ctc.TaskBranch == "face" and cond.enc.CodingMode == "learned"
-    assert cond.ctc.TaskMetric == "refsw.ctc.face_metric:face_ap"
+    assert cond.ctc.TaskMetric == "refsw.ctc.detection_metric:face_ap"
 
 
 def test_branch_comparison_on_synthetic_curves():

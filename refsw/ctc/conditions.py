@@ -68,6 +68,12 @@ CTC_OPTIONS = OptionTable([
     Option("MsSsim", bool, True, "compute MS-SSIM (pytorch-msssim)", group=G_REPORT),
     Option("TaskMetric", str, "", "task metric factory 'module:callable' (see refsw.ctc.tasks); its "
            "values get Pareto BD-rates", group=G_REPORT),
+    Option("TaskNetwork", str, "", "task network of the detection metric (refsw.ctc.detection_metric:"
+           "detection_ap): a registered name (mtcnn, hog) or module:Class, the same interface as RoiDetector",
+           group=G_REPORT),
+    Option("TaskNetworkArgs", str, "", "settings of TaskNetwork, key=value,key=value", group=G_REPORT),
+    Option("TaskGtScore", float, 0.9, "detection_ap: the pseudo ground truth is TaskNetwork's detections on "
+           "the source with a score of at least this (in the network's own score range)", group=G_REPORT),
     Option("TaskBranch", str, "", "refsw learned: also decode this task branch (e.g. face) from the "
            "latent layers it reads (extracted as refsw-extract does) and score its detections with "
            "TaskMetric: columns bits_base, bpp_base, branch_dec_time, task_branch_*", group=G_REPORT),

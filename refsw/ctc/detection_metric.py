@@ -1,12 +1,17 @@
-"""Face-detection AP@0.5 as a CTC task metric (non-normative).
+"""Detection AP@0.5 of a task network as a CTC task metric (non-normative).
 
-    TaskMetric : refsw.ctc.face_metric:face_ap        (condition file)
+    TaskMetric  : refsw.ctc.detection_metric:detection_ap   (condition file)
+    TaskNetwork : hog                 # registered name or module:Class (refsw.tasks)
+    TaskNetworkArgs : upscale=2       # its settings
+    TaskGtScore : 1.0                 # pseudo-GT score threshold, network's own range
 
-Ground truth (the VCM pseudo-GT practice, as benchmarks/track2.py): the
-offline MTCNN's detections with score >= 0.9 on the uncompressed source.
-The metric runs MTCNN on the decoded pictures (its own output threshold,
-0.7) and gives the AP at IoU 0.5 (:func:`refsw.tasks.evaluate.average_precision`)
-as the column ``task_AP50``.  :meth:`FaceAP.evaluate_detections` scores
+    TaskMetric  : refsw.ctc.detection_metric:face_ap        (MTCNN, GT score 0.9)
+
+Ground truth (the VCM pseudo-GT practice, as benchmarks/track2.py): the task
+network's detections with a score of at least TaskGtScore on the uncompressed
+source.  The metric runs the same network on the decoded pictures (all its
+detections) and gives the AP at IoU 0.5 (:func:`refsw.tasks.evaluate.average_precision`)
+as the column ``task_AP50``; the report names the network.  :meth:`FaceAP.evaluate_detections` scores
 other detections (a task branch's, ``task_branch_AP50``) the same way.
 
 Each value comes with a detail (``task_detail`` in the point's JSON): the
@@ -44,8 +49,8 @@ def _boxes(dets) -> list:
     return [(float(d.x0), float(d.y0), float(d.x1), float(d.y1), float(d.score)) for d in dets]
 
 
-class FaceAP(TaskMetric):
-    """AP@0.5 of face detections against a detector's own detections on the sources.
+class DetectionAP(TaskMetric):
+    """AP@0.5 of a network's detections against its own detections on the sources.
 
     net        a refsw.tasks.TaskNetwork (default: the offline MTCNN)
     cache_dir  folder of the on-disk cache of source detections (None: memory only)
@@ -53,8 +58,9 @@ class FaceAP(TaskMetric):
 
     name = NAME
 
-    def __init__(self, net=None, gt_score: float = GT_SCORE, cache_dir: str | None = None):
+    def __init__(self, net=None, gt_score: float = GT_SCORE, cache_dir: str | None = None, tag: str = ""):
         self.net = net or _mtcnn()
+        self.tag = tag or self.net.name     # names the disk cache of the source detections
         self.gt_score = gt_score
         self.cache_dir = cache_dir
         self._gt: dict = {}
@@ -64,7 +70,7 @@ class FaceAP(TaskMetric):
         key = item.get("prepared_sha256") or item["name"]
         if key in self._gt:
             return self._gt[key]
-        path = os.path.join(self.cache_dir, f"{self.net.name}-{key}.json") if self.cache_dir else None
+        path = os.path.join(self.cache_dir, f"{self.tag}-{key}.json") if self.cache_dir else None
         dets = None
         if path and os.path.isfile(path):
             with open(path, encoding="utf-8") as f:
@@ -90,6 +96,7 @@ class FaceAP(TaskMetric):
         matches = match_detections(gt, dets, IOU)
         detail = {"npos": npos, "matches": [[round(s, 6), t] for s, t in matches], "time": seconds,
                   "pictures": len(dets)}
+        detail["network"] = getattr(self.net, "name", type(self.net).__name__)
         return {NAME: ap_from_matches(npos, matches), "detail": {NAME: detail}}
 
     def evaluate(self, item, sources, decoded):
@@ -101,7 +108,32 @@ class FaceAP(TaskMetric):
         return self.score(item, sources, dets)
 
 
-def face_ap(item: dict, ctc: dict) -> FaceAP:
-    """``TaskMetric : refsw.ctc.face_metric:face_ap`` (MTCNN, disk cache of the source detections)."""
+FaceAP = DetectionAP   # the name of stop 24
+
+
+def face_ap(item: dict, ctc: dict) -> DetectionAP:
+    """``TaskMetric : refsw.ctc.detection_metric:face_ap`` (MTCNN, GT score 0.9, disk cache of the
+    source detections)."""
     from .testsets import cache_dir
-    return FaceAP(cache_dir=str(cache_dir() / "task_gt"))
+    return DetectionAP(cache_dir=str(cache_dir() / "task_gt"))
+
+
+@functools.lru_cache(maxsize=4)
+def _network(name: str, args: str):
+    from ..tasks import get_task_network, parse_network_args
+    return get_task_network(name, **parse_network_args(args))
+
+
+def detection_ap(item: dict, ctc: dict) -> DetectionAP:
+    """``TaskMetric : refsw.ctc.detection_metric:detection_ap``: the network of ``TaskNetwork``
+    (``TaskNetworkArgs``), pseudo ground truth at ``TaskGtScore`` (disk cache of the source detections)."""
+    from .testsets import cache_dir
+    name = ctc.get("TaskNetwork") or "mtcnn"
+    try:
+        net = _network(name, ctc.get("TaskNetworkArgs") or "")
+    except ValueError as e:
+        raise ValueError(f"TaskNetwork / TaskNetworkArgs: {e}") from None
+    gt = ctc.get("TaskGtScore")
+    args = ctc.get("TaskNetworkArgs") or ""
+    tag = net.name + ("-" + "".join(c if c.isalnum() or c in "=." else "_" for c in args) if args else "")
+    return DetectionAP(net, GT_SCORE if gt is None else float(gt), cache_dir=str(cache_dir() / "task_gt"), tag=tag)

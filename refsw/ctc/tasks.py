@@ -21,7 +21,7 @@ Task branches (``TaskBranch`` key): the runner scores the branch's
 detections with ``TaskMetric.evaluate_detections(item, sources, dets)``
 (``dets``: per picture [(x0, y0, x1, y1, score)] in luma samples), whose
 values become ``task_branch_<name>`` columns (details: ``branch_<name>``).
-See :mod:`refsw.ctc.face_metric`.
+See :mod:`refsw.ctc.detection_metric`.
 
 :class:`CocoDetectionMetric` is the ready-made one: it runs a user-supplied
 detector (any callable RGB uint8 HxWx3 array -> list of detections) on every

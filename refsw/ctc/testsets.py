@@ -275,6 +275,13 @@ def source_path(ts: TestSet, it: Item) -> Path:
     src = it.source
     if "wheel" in src:
         return wheel_file(src["wheel"], src["path"])
+    if "deb" in src:     # a file installed by a Debian package (scripts/setup.sh installs it)
+        p = Path(src["path"])
+        if not p.is_file():
+            raise TestSetError(f"test set {ts.name}, item {it.name}: {p} not found: it comes with the Debian "
+                               f"package {src['deb']} (apt-get install {src['deb']}; scripts/setup.sh does it "
+                               f"when run as root)")
+        return p
     if "file" in src:
         f = Path(os.path.expandvars(os.path.expanduser(src["file"])))
         if not f.is_absolute() and not ts.root:
@@ -284,7 +291,7 @@ def source_path(ts: TestSet, it: Item) -> Path:
         if not p.is_file():
             raise TestSetError(f"test set {ts.name}, item {it.name}: source file not found: {p}")
         return p
-    raise TestSetError(f"test set {ts.name}, item {it.name}: source needs 'wheel'+'path' or 'file'")
+    raise TestSetError(f"test set {ts.name}, item {it.name}: source needs 'wheel'+'path', 'deb'+'path' or 'file'")
 
 
 def crop_picture(pic: Picture, crop) -> Picture:

@@ -28,20 +28,56 @@ def mtcnn_detector(**kw):
     return MtcnnFaceDetector(**kw)
 
 
+def hog_detector(**kw):
+    from .hog import HogPeopleDetector
+    return HogPeopleDetector(**kw)
+
+
 TASK_NETWORKS["mtcnn"] = mtcnn_detector
+TASK_NETWORKS["hog"] = hog_detector
+
+
+def parse_network_args(text: str) -> dict:
+    """``key=value,key=value`` (a cfg value) -> keyword arguments of a task network;
+    values are int, float or str."""
+    kw = {}
+    for part in (p.strip() for p in (text or "").split(",")):
+        if not part:
+            continue
+        key, sep, val = part.partition("=")
+        key, val = key.strip(), val.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"network arguments {text!r}: {part!r} is not key=value")
+        for conv in (int, float):
+            try:
+                kw[key] = conv(val)
+                break
+            except ValueError:
+                pass
+        else:
+            kw[key] = val
+    return kw
 
 
 def get_task_network(name: str, **kw) -> TaskNetwork:
-    """A task network by registry name or ``module:Class``."""
+    """A task network by registry name or ``module:Class`` (the module must be
+    importable, e.g. through PYTHONPATH); ``kw`` are its settings."""
     if name in TASK_NETWORKS:
-        return TASK_NETWORKS[name](**kw)
+        try:
+            return TASK_NETWORKS[name](**kw)
+        except TypeError as e:
+            raise ValueError(f"task network {name!r}: {e}") from None
     if ":" in name:
         mod, cls = name.split(":", 1)
         try:
             obj = getattr(importlib.import_module(mod), cls)
         except (ImportError, AttributeError) as e:
-            raise ValueError(f"task network {name!r}: {e}")
-        net = obj(**kw)
+            raise ValueError(f"task network {name!r}: {e} (a module:Class network must be importable, "
+                             f"e.g. through PYTHONPATH)")
+        try:
+            net = obj(**kw)
+        except TypeError as e:
+            raise ValueError(f"task network {name!r}: {e}") from None
         if not hasattr(net, "detect"):
             raise ValueError(f"task network {name!r} has no detect(picture) method")
         return net

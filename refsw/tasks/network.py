@@ -21,9 +21,14 @@ class Detection:
 
 
 class TaskNetwork:
-    """Interface of a task network: ``detect(picture) -> list[Detection]``."""
+    """Interface of a task network: ``detect(picture) -> list[Detection]``.
+
+    Scores are in the network's own range (probabilities for MTCNN, SVM margins
+    for the HOG people detector); thresholds given to refsw (RoiThreshold,
+    TaskGtScore) are in that range.  ``default_threshold`` is a sensible one."""
     name = "task"
     labels: tuple = ("object",)
+    default_threshold = 0.5
 
     def detect(self, picture) -> list[Detection]:
         raise NotImplementedError

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 
 from syntax import hls
 from syntax.rw import Struct
@@ -91,24 +93,28 @@ def encode_sequence(enc, pics, writer):
     # -- ROI (task network on the source) --------------------------------------
     rois = None
     if cfg.RoiEnabled:
-        from ...tasks import get_task_network
+        from ...tasks import get_task_network, parse_network_args
         try:
-            net = get_task_network(cfg.RoiDetector)
+            net = get_task_network(cfg.RoiDetector, **parse_network_args(cfg.RoiDetectorArgs))
         except ValueError as e:
-            raise EncoderError(f"RoiDetector: {e}")
+            raise EncoderError(f"RoiDetector / RoiDetectorArgs: {e}")
         t0 = time.perf_counter()
         per_pic = [roi.boxes_from_detections(net.detect(p), cfg.RoiThreshold, cfg.RoiMargin, W, H) for p in pics]
         rois = roi.segment_union(roi.temporal_union(per_pic, max(1, ratio)), cfg.RoiPeriod)
         max_roi = level_for(sps.sps_level_idc).MaxRoi
         rois = [r if len(r) <= max_roi else roi.merge_boxes([_bbox(r)]) for r in rois]
+        # safe ROI (an encoder choice): a picture whose regions cover too little of it, e.g. none
+        # because the detector found nothing, is not simplified (it would lose everything)
+        simplify_pic = [roi.covered_fraction(r, W, H) >= cfg.RoiMinArea and bool(r) for r in rois]
         enc.log.append(f"ROI: {cfg.RoiDetector} on {N} pictures, {sum(map(len, per_pic))} boxes, "
-                       f"{time.perf_counter() - t0:.2f} s")
+                       f"{time.perf_counter() - t0:.2f} s; background simplified in "
+                       f"{sum(simplify_pic)} of {N} pictures (RoiMinArea {cfg.RoiMinArea:g})")
 
     # -- pre-processing of the coded pictures ------------------------------------
     frames = []
     for n in idx:
         planes = padded[n].planes
-        if rois is not None:
+        if rois is not None and simplify_pic[n]:
             planes = roi.simplify(planes, rois[n], cfg.RoiBackground, cfg.RoiBlurFactor, B)
         if (cw, ch) != (W, H):
             c2 = spatial.chroma_size(cw, ch)
@@ -152,8 +158,8 @@ def encode_sequence(enc, pics, writer):
             pairs = [(r[c], padded[n].planes[c]) for r, n in zip(pre, idx) for c in comps]
             masks = None
             if rois is not None and cfg.RoiBackground != "none":   # fit where detail was kept
-                masks = [roi.roi_mask(rois[n], W, H)[::1 if c == 0 else 2, ::1 if c == 0 else 2]
-                         for n in idx for c in comps]
+                masks = [(roi.roi_mask(rois[n], W, H) if simplify_pic[n] else np.ones((H, W), bool))
+                         [::1 if c == 0 else 2, ::1 if c == 0 else 2] for n in idx for c in comps]
             co = postfilter.estimate(pairs, B, masks)
             flags.append(int(co is not None))
             coeffs.append(co or [0] * 6)

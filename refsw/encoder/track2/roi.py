@@ -4,7 +4,10 @@ Encoder side (non-normative): a task network (refsw.tasks) finds the objects
 on the source; boxes above a score threshold, enlarged by a margin and merged
 over a temporal window, are the regions of interest.  Outside them the
 picture is simplified (strong low-pass or flat) before coding, which the
-inner codec then codes with few bits.  The boxes may be signalled per picture
+inner codec then codes with few bits.  Safe rule: a picture whose regions
+cover less than ``RoiMinArea`` of it (in particular one where the detector
+found nothing) is coded as it is: simplifying it would remove what the task
+looks for.  The boxes may be signalled per picture
 (rm_num_roi, rm_roi_*); decoding does not depend on them.
 """
 from __future__ import annotations
@@ -66,6 +69,11 @@ def segment_union(per_pic, period: int):
         u = merge_boxes([b for boxes in seg for b in boxes])
         out += [u] * len(seg)
     return out
+
+
+def covered_fraction(boxes, width: int, height: int) -> float:
+    """Share of the picture area inside the boxes (overlaps counted once)."""
+    return float(roi_mask(boxes, width, height).mean()) if boxes else 0.0
 
 
 def roi_mask(boxes, width: int, height: int) -> np.ndarray:
