@@ -36,7 +36,7 @@ def _grid_parser(cmd: str, anchors_many: bool) -> argparse.ArgumentParser:
 
 def _cmd_grid(argv, anchors_only: bool) -> int:
     from .conditions import merged_table, parse_condition
-    from .report import anchor_summary, build_report
+    from .report import anchor_summary, build_report, html_path
     from .runner import run
 
     cmd = "anchors" if anchors_only else "run"
@@ -68,6 +68,8 @@ def _cmd_grid(argv, anchors_only: bool) -> int:
         for ln in lines:
             print(ln)
         print(f"report: {path}")
+        if os.path.isfile(html_path(path)):
+            print(f"report: {html_path(path)}")
     failed = [r for r in res.results if r and r.get("status") != "ok"]
     if failed and anchors_only:
         return 1
