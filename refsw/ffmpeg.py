@@ -78,7 +78,9 @@ def command(exe: str, src: str, dst: str, *, global_args=(), input_args: dict | 
     ffmpeg-python writes the options of each file in its own order (``-f`` first, the others
     sorted by name); ffmpeg reads the options of one file as a set, so that order does not change
     what ffmpeg does.  The global options are given as the head of the command (``cmd=``):
-    ffmpeg-python's ``global_args`` would place them after the output file."""
+    ffmpeg-python's ``global_args`` would place them after the output file.  Give the picture
+    size as ``s``, not ``video_size`` (ffmpeg-python 0.2.0's output ``video_size`` fails on
+    Python >= 3.10)."""
     ffmpeg = _ffmpeg_python()
     stream = ffmpeg.input(src, **(input_args or {}))
     if select:
