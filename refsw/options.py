@@ -44,7 +44,8 @@ ENCODER_OPTIONS = OptionTable([
     Option("GOPSize", int, 1, "GOP size of the inner codec", short="-g", range=(1, 64), group=G_STRUCT),
     Option("LowDelay", bool, False, "low-delay structure (no picture reordering)", group=G_STRUCT),
     Option("QP", int, 32, "inner codec QP", range=(0, 63), group=G_STRUCT),
-    Option("PictureHash", int, 1, "decoded picture hash units: 1 MD5, 0 none", choices=(0, 1), group=G_MISC),
+    Option("PictureHash", int, 1, "decoded picture hash units: 1 MD5 (16 bytes per component), 2 CRC-32 (4 bytes "
+           "per component), 0 none", choices=(0, 1, 2), group=G_MISC),
     Option("BaseLayerHash", int, 1, "also write the hash of the base-layer-only picture (layer 0), so that "
            "the extracted base layer is checked", choices=(0, 1), group=G_MISC),
     Option("TraceFile", str, "", "write the syntax element trace of the bitstream", group=G_MISC),

@@ -1,4 +1,4 @@
-"""Picture I/O: PNG, raw planar YUV and YUV4MPEG2 (y4m), plus picture MD5s.
+"""Picture I/O: PNG, raw planar YUV and YUV4MPEG2 (y4m), plus picture MD5s and CRC-32s.
 
 A :class:`Picture` is a list of 2-D ``np.uint16`` sample planes with its
 chroma format, bit depth and colour space.  Samples are never scaled or
@@ -32,6 +32,7 @@ import os
 import re
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -43,7 +44,7 @@ __all__ = [
     "YuvReader", "YuvWriter", "write_yuv",
     "Y4mReader", "Y4mWriter",
     "open_input", "write_output",
-    "plane_md5", "picture_md5",
+    "plane_hash_bytes", "plane_md5", "picture_md5", "plane_crc32", "picture_crc32",
     "CHROMA_FORMATS", "COLOUR_SPACES",
 ]
 
@@ -881,30 +882,46 @@ def write_output(path, pics: Iterable[Picture], *, fps: tuple[int, int] = (25, 1
 
 
 # --------------------------------------------------------------------------
-# MD5 (decoded picture hash SEI)
+# MD5 and CRC-32 (decoded picture hash, clause 7.8; the H.265/H.266 SEI)
 # --------------------------------------------------------------------------
 
-def plane_md5(plane: np.ndarray, bit_depth: int) -> bytes:
-    """MD5 of a sample plane as in the VVC/HEVC decoded picture hash SEI.
-
-    Samples in raster order, each as 1 byte if bit_depth <= 8, else 2 bytes
+def plane_hash_bytes(plane: np.ndarray, bit_depth: int, what: str = "plane_md5") -> bytes:
+    """The bytes the decoded picture hash covers (7.8): the samples of a plane
+    in raster order, each as 1 byte if bit_depth <= 8, else 2 bytes
     little-endian.  Raises :class:`PictureError` for a sample >= 2**bit_depth
-    (or a negative one) rather than hashing a truncated value.
-    """
+    (or a negative one) rather than hashing a truncated value."""
     a = np.asarray(plane)
     if a.ndim != 2:
-        raise PictureError(f"plane_md5 needs a 2-D plane, got ndim={a.ndim}")
+        raise PictureError(f"{what} needs a 2-D plane, got ndim={a.ndim}")
     if not 1 <= bit_depth <= 16:
-        raise PictureError(f"plane_md5: bit depth {bit_depth} outside 1..16")
+        raise PictureError(f"{what}: bit depth {bit_depth} outside 1..16")
     if a.size:
         lo, hi = int(a.min()), int(a.max())
         if lo < 0 or hi >= (1 << bit_depth):
-            raise PictureError(f"plane_md5: sample values {lo}..{hi} outside the "
+            raise PictureError(f"{what}: sample values {lo}..{hi} outside the "
                                f"{bit_depth}-bit range 0..{(1 << bit_depth) - 1}")
     dt = np.uint8 if bit_depth <= 8 else np.dtype("<u2")
-    return hashlib.md5(np.ascontiguousarray(a, dtype=dt).tobytes()).digest()
+    return np.ascontiguousarray(a, dtype=dt).tobytes()
+
+
+def plane_md5(plane: np.ndarray, bit_depth: int) -> bytes:
+    """MD5 of a sample plane as in the VVC/HEVC decoded picture hash SEI
+    (dph_hash_type 0): the MD5 of :func:`plane_hash_bytes`."""
+    return hashlib.md5(plane_hash_bytes(plane, bit_depth, "plane_md5")).digest()
+
+
+def plane_crc32(plane: np.ndarray, bit_depth: int) -> int:
+    """CRC-32 of a sample plane (dph_hash_type 1, clause 7.8): the CRC of
+    ISO-HDLC / IEEE 802.3 (zlib.crc32: reflected polynomial 0xEDB88320, initial
+    value and final XOR 0xFFFFFFFF) of :func:`plane_hash_bytes`."""
+    return zlib.crc32(plane_hash_bytes(plane, bit_depth, "plane_crc32")) & 0xFFFFFFFF
 
 
 def picture_md5(pic: Picture) -> list[bytes]:
     """One :func:`plane_md5` per component, in the picture's component order."""
     return [plane_md5(p, pic.bit_depth) for p in pic.planes]
+
+
+def picture_crc32(pic: Picture) -> list[int]:
+    """One :func:`plane_crc32` per component, in the picture's component order."""
+    return [plane_crc32(p, pic.bit_depth) for p in pic.planes]

@@ -374,12 +374,21 @@ def restoration_metadata(rw, rm, sps):
 # 7.8 Decoded picture hash, 7.9 end of sequence
 # ---------------------------------------------------------------------------
 
+# Table 7-1: dph_hash_type
+DPH_MD5 = 0
+DPH_CRC32 = 1
+DPH_HASH_TYPE_NAMES = {DPH_MD5: "MD5", DPH_CRC32: "CRC-32"}
+
+
 @syntax_structure("7.8")
 def decoded_picture_hash(rw, dph, sps):
-    """Decoded picture hash (MD5 per component)."""
-    rw.u(8, "dph_hash_type", 0, 0)
+    """Decoded picture hash: MD5 or CRC-32 of each component."""
+    rw.u(8, "dph_hash_type", 0, 1)
     for c in range(num_comp(sps)):
-        rw.bytes("dph_picture_md5", 16, idx=c)
+        if dph.dph_hash_type == 0:
+            rw.bytes("dph_picture_md5", 16, idx=c)
+        else:
+            rw.u(32, "dph_picture_crc", idx=c)
     rw.rbsp_trailing_bits()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 import time
 
+from syntax import hls
+
 from .. import cfg as cfgmod
 from ..decoder import Decoder
 from ..options import DECODER_OPTIONS, apply_aliases
@@ -37,7 +39,8 @@ def _main(argv):
     mismatches = 0
     for d in out:
         p = d.picture
-        status = {"match": "[MD5:OK]", "mismatch": "[MD5:MISMATCH]", "absent": "[no hash]",
+        kind = hls.DPH_HASH_TYPE_NAMES.get(d.hash_type, "MD5").replace("-32", "")
+        status = {"match": f"[{kind}:OK]", "mismatch": f"[{kind}:MISMATCH]", "absent": "[no hash]",
                   "off": "[hash not checked]"}[d.hash_status]
         print(f"POC {d.poc:4d} {p.width}x{p.height} {p.chroma_format} {p.bit_depth}-bit {status}"
               + (f" layer {d.hash_layer}" if d.hash_layer else ""))

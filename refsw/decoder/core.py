@@ -18,7 +18,7 @@ from syntax.levels import level_for
 from syntax.rw import Trace
 from syntax.units import Unit, iter_units
 
-from ..picture import Picture, plane_md5
+from ..picture import Picture, plane_crc32, plane_md5
 
 CHROMA_FORMAT_NAMES = {0: "400", 1: "420", 3: "444"}
 
@@ -67,6 +67,18 @@ class DecodedPicture:
     hash_layer: int | None = None
     task: object = None   # task-branch output (10.8); picture is None then
     roi: list | None = None   # regions of interest (T2.7), (x, y, width, height) each; None: not enabled
+    hash_type: int | None = None   # dph_hash_type of the checked DPH unit (7.8); None: none checked
+
+
+def component_hash(plane, bit_depth: int, hash_type: int):
+    """The hash of one component of the output picture (7.8): the MD5 (16 bytes) for
+    dph_hash_type 0, the CRC-32 (an integer) for dph_hash_type 1."""
+    return plane_md5(plane, bit_depth) if hash_type == hls.DPH_MD5 else plane_crc32(plane, bit_depth)
+
+
+def format_hash(v) -> str:
+    """An MD5 as 32 hex digits, a CRC-32 as 8."""
+    return v.hex() if isinstance(v, (bytes, bytearray)) else f"{v:08x}"
 
 
 def unit_error(msg, unit: Unit | None, *, element=None, clause="8.1", shall=None, structure=None, bitpos=None):
@@ -321,7 +333,7 @@ class Decoder:
 
     def _output(self, cp: CodedPicture, pic: Picture):
         out = crop_to_output(pic, cp.sps)
-        status, detail, layer = "absent", "", None
+        status, detail, layer, hash_type = "absent", "", None, None
         if cp.dph and self.check_hash:
             # the hash of the highest layer decoded covers this output (8.6)
             present = {u.unit_layer_id for u in cp.units} | {0}
@@ -329,11 +341,13 @@ class Decoder:
             if top in cp.dph:
                 layer = top
                 unit, dph = cp.dph[top]
+                hash_type = dph.dph_hash_type
                 bad = []
                 for c, plane in enumerate(out.planes):
-                    got = plane_md5(plane, out.bit_depth)
-                    if got != dph.dph_picture_md5[c]:
-                        bad.append(f"component {c}: expected {dph.dph_picture_md5[c].hex()} got {got.hex()}")
+                    got = component_hash(plane, out.bit_depth, hash_type)
+                    want = dph.dph_picture_md5[c] if hash_type == hls.DPH_MD5 else dph.dph_picture_crc[c]
+                    if got != want:
+                        bad.append(f"component {c}: expected {format_hash(want)} got {format_hash(got)}")
                 status = "mismatch" if bad else "match"
                 detail = "; ".join(bad)
         elif not self.check_hash:
@@ -347,4 +361,5 @@ class Decoder:
                     self.seq_roi = [(rm.rm_roi_x[i], rm.rm_roi_y[i], rm.rm_roi_width_minus1[i] + 1,
                                      rm.rm_roi_height_minus1[i] + 1) for i in range(rm.rm_num_roi)]
             roi = list(self.seq_roi)
-        self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, out, status, detail, layer, roi=roi))
+        self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, out, status, detail, layer, roi=roi,
+                                          hash_type=hash_type))

@@ -10,7 +10,7 @@ from syntax.rw import Struct, Trace
 from syntax.units import BitstreamWriter
 
 from ..decoder.core import CHROMA_FORMAT_NAMES, crop_to_output
-from ..picture import Picture, picture_md5
+from ..picture import Picture, picture_crc32, picture_md5
 
 CHROMA_IDC = {v: k for k, v in CHROMA_FORMAT_NAMES.items()}
 
@@ -30,11 +30,24 @@ def layer_reconstructions(units, recon) -> dict:
     return recon if isinstance(recon, dict) else {max(layer for _, _, layer in units): recon}
 
 
-def hash_units(recons: dict, sps) -> list:
+#: cfg PictureHash -> dph_hash_type (7.8); 0: no DPH unit
+PICTURE_HASH_TYPES = {1: hls.DPH_MD5, 2: hls.DPH_CRC32}
+
+
+def dph_payload(out: Picture, picture_hash: int = 1) -> Struct:
+    """decoded_picture_hash() of an output (cropped) picture, for the cfg value
+    PictureHash (1 MD5, 2 CRC-32)."""
+    hash_type = PICTURE_HASH_TYPES[picture_hash]
+    if hash_type == hls.DPH_MD5:
+        return Struct(dph_hash_type=hash_type, dph_picture_md5=picture_md5(out))
+    return Struct(dph_hash_type=hash_type, dph_picture_crc=picture_crc32(out))
+
+
+def hash_units(recons: dict, sps, picture_hash: int = 1) -> list:
     """The DPH units of a picture, one per layer reconstruction (7.8), as
-    (unit_type, payload, unit_layer_id)."""
-    return [(hls.UT_DPH, Struct(dph_hash_type=0, dph_picture_md5=picture_md5(crop_to_output(recons[layer], sps))),
-             layer) for layer in sorted(recons)]
+    (unit_type, payload, unit_layer_id); picture_hash: the cfg value PictureHash."""
+    return [(hls.UT_DPH, dph_payload(crop_to_output(recons[layer], sps), picture_hash), layer)
+            for layer in sorted(recons)]
 
 
 class EncoderError(ValueError):
@@ -205,7 +218,7 @@ class Encoder:
             recons = layer_reconstructions(units, recon)
             self.recon.append(crop_to_output(recons[max(recons)], sps))
             if self.cfg.PictureHash:
-                for ut, payload, layer in hash_units(recons, sps):
+                for ut, payload, layer in hash_units(recons, sps, self.cfg.PictureHash):
                     w.write_unit(ut, payload, layer_id=layer)
         if sps is None:
             raise EncoderError("no picture to encode")

@@ -144,7 +144,8 @@ def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
 
     def code(q):
         units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
-        full = units + hash_units(layer_reconstructions(units, recon), sps) if enc.cfg.PictureHash else units
+        full = (units + hash_units(layer_reconstructions(units, recon), sps, enc.cfg.PictureHash)
+                if enc.cfg.PictureHash else units)
         return units, recon, 8 * _units_bytes(full, sps) / npix   # the picture's rate includes its DPH units
 
     while lo <= hi:

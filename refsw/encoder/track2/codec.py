@@ -12,7 +12,7 @@ Unit layout of a coded sequence written by :func:`encode_sequence`::
                       its access unit already sent with an earlier picture)
         RESTORATION   (rm_picture_level_flag 1: ROI boxes; written when the encoder
                       signals them and they differ from the previous picture's)
-        DPH           (MD5 of output picture n)
+        DPH           (MD5 or CRC-32 of output picture n, PictureHash)
     EOS
 
 The concatenation of the INNER units of a coded sequence is the inner
@@ -34,8 +34,7 @@ from syntax.levels import level_for
 from ...decoder.core import crop_to_output
 from ...decoder.track2 import bitdepth, postfilter, spatial, temporal
 from ...decoder.track2.reconstruct import params, reconstruct, restore_planes
-from ...picture import picture_md5
-from ..core import SEQUENCE_ENCODERS, EncoderError, build_sps, pad_picture
+from ..core import SEQUENCE_ENCODERS, EncoderError, build_sps, dph_payload, pad_picture
 from ...decoder.track2 import inner as dec_inner
 from . import inner, roi
 
@@ -216,7 +215,7 @@ def encode_sequence(enc, pics, writer):
         out = crop_to_output(recon[n], sps)
         outputs.append(out)
         if cfg.PictureHash:
-            writer.write_unit(hls.UT_DPH, Struct(dph_hash_type=0, dph_picture_md5=picture_md5(out)))
+            writer.write_unit(hls.UT_DPH, dph_payload(out, cfg.PictureHash))
         enc.log.append(f"POC {n:4d} {'IPB'[ptype]} {'coded' if n in idx else 'interpolated':12s} "
                        f"{8 * (writer.nbytes - start):10d} bits")
     if sent != len(au_iter):
