@@ -115,12 +115,16 @@ def decode_internal(data: bytes, *, threads: int = 0, reference: bool = False, m
     return [[plane_md5(p, d.picture.bit_depth).hex() for p in d.picture.planes] for d in out], out
 
 
-def decode_task(data: bytes, task: str, *, threads: int = 0, reference: bool = False) -> str:
-    """SHA-256 of the canonical task-branch output (10.8.3) over the pictures."""
+def decode_task(data: bytes, task: str, *, threads: int = 0, reference: bool = False,
+                statuses: list | None = None) -> str:
+    """SHA-256 of the canonical task-branch output (10.8.3) over the pictures; ``statuses``,
+    when given, receives (poc, status, detail) of each picture's latent hash check (8.6)."""
     from .decoder import Decoder
     from .threads import set_threads
     set_threads(threads)
     out = Decoder(task=task, reference=reference).decode(data)
+    if statuses is not None:
+        statuses.extend((d.poc, d.hash_status, d.hash_detail) for d in out)
     return _sha256(b"".join(d.task.canonical() for d in out))
 
 
@@ -394,7 +398,13 @@ def run(argv=None) -> int:
                 if a.equivalence:
                     kws += [dict(threads=1), dict(threads=2), dict(threads=1, reference=True)]
                 for kw in kws:
-                    got_task = decode_task(data, task, **kw)
+                    st = []
+                    got_task = decode_task(data, task, statuses=st, **kw)
+                    bad = [x for x in st if x[1] == "mismatch"]
+                    if bad:
+                        c.fail("LatentHashMismatch", f"task {task}: decoded latent hash mismatch in POC {bad[0][0]} "
+                               f"({kw}): {bad[0][2]}", "\n".join(f"POC {p}: {d}" for p, _, d in bad))
+                        break
                     if got_task != want:
                         c.fail("TaskMismatch", f"task {task} output differs ({kw}): expected {want}, got {got_task}")
                         break

@@ -46,6 +46,9 @@ ENCODER_OPTIONS = OptionTable([
     Option("QP", int, 32, "inner codec QP", range=(0, 63), group=G_STRUCT),
     Option("PictureHash", int, 1, "decoded picture hash units: 1 MD5 (16 bytes per component), 2 CRC-32 (4 bytes "
            "per component), 0 none", choices=(0, 1, 2), group=G_MISC),
+    Option("LatentHash", int, 0, "learned pictures: the DPH units also carry the hash of the decoded latent of "
+           "layers 0..unit_layer_id (7.8), checked by task-branch decoding (10.8): 1 on, 0 off", choices=(0, 1),
+           group=G_MISC),
     Option("BaseLayerHash", int, 1, "also write the hash of the base-layer-only picture (layer 0), so that "
            "the extracted base layer is checked", choices=(0, 1), group=G_MISC),
     Option("TraceFile", str, "", "write the syntax element trace of the bitstream", group=G_MISC),

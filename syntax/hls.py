@@ -382,14 +382,25 @@ DPH_HASH_TYPE_NAMES = {DPH_MD5: "MD5", DPH_CRC32: "CRC-32"}
 
 @syntax_structure("7.8")
 def decoded_picture_hash(rw, dph, sps):
-    """Decoded picture hash: MD5 or CRC-32 of each component."""
+    """Decoded picture hash: MD5 or CRC-32 of each component and, optionally, of
+    the decoded latent of a learned picture."""
     rw.u(8, "dph_hash_type", 0, 1)
     for c in range(num_comp(sps)):
         if dph.dph_hash_type == 0:
             rw.bytes("dph_picture_md5", 16, idx=c)
         else:
             rw.u(32, "dph_picture_crc", idx=c)
+    if rw.more_rbsp_data("dph_latent_md5" if dph.dph_hash_type == 0 else "dph_latent_crc"):
+        if dph.dph_hash_type == 0:
+            rw.bytes("dph_latent_md5", 16)
+        else:
+            rw.u(32, "dph_latent_crc")
     rw.rbsp_trailing_bits()
+
+
+def dph_latent_hash(dph):
+    """The latent hash of a DPH unit (dph_latent_md5 or dph_latent_crc), None when absent."""
+    return dph.get("dph_latent_md5") if dph.dph_hash_type == DPH_MD5 else dph.get("dph_latent_crc")
 
 
 @syntax_structure("7.9")

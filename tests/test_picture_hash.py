@@ -154,3 +154,158 @@ def test_unknown_hash_type_is_an_error():
     with pytest.raises(BitstreamError) as e:
         Decoder().decode(bytes(data))
     assert e.value.element == "dph_hash_type" and e.value.clause == "7.8"
+
+
+# ---------------------------------------------------------------------------
+# B. The hash of the decoded latent, checked in task mode
+# ---------------------------------------------------------------------------
+
+def _learned_pic(w=64, h=64):
+    from refsw.content import default_image_path
+    from refsw.picture import read_png
+    src = read_png(default_image_path())
+    return Picture([p[40:40 + h, 60:60 + w].copy() for p in src.planes], "444", 8, "rgb")
+
+
+@pytest.fixture(scope="module")
+def latent_streams():
+    """A learned picture (model 1, two latent layers, face branch) with LatentHash 0 and 1,
+    with MD5 and with CRC-32."""
+    pic = _learned_pic()
+    return {(ph, lh): _encode([pic], "-q", "20", "--PictureHash", ph, "--LatentHash", lh, mode="learned")
+            for ph in ("1", "2") for lh in ("0", "1")}
+
+
+def _latent_from_the_text(data, layer):
+    """LatentData of 7.8 as written, from the decoder's y_hat of layers 0..layer alone."""
+    import struct
+    from refsw.decoder.learned_intra import decode_latents, int_model
+    units = parse_units(data)
+    sps = units[0].payload
+    m = int_model(sps.sps_model_id)
+    q = next(u.payload.ph_quality_idx for u in units if u.unit_type == hls.UT_PH)
+    hyp = next(u for u in units if u.unit_type == hls.UT_HYPER)
+    lats = [u for u in units if u.unit_type == hls.UT_LATENT and u.unit_layer_id <= layer]
+    H, W = sps.sps_pic_height_in_luma_samples, sps.sps_pic_width_in_luma_samples
+    y_hat = decode_latents(m, sps, hyp, lats, q, H, W)
+    c_end = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)[layer + 1]
+    out = bytearray()
+    for c in range(c_end):
+        for y in range(H // 16):
+            for x in range(W // 16):
+                out += struct.pack("<i", int(y_hat[0, c, y, x]))
+    return bytes(out), c_end
+
+
+def test_latent_hash_is_that_of_the_text(latent_streams):
+    """LatentHash 1: every DPH unit of layer l of a learned picture carries the MD5 (or CRC-32)
+    of y_hat of channels [0, C_(l+1)) decoded from layers 0..l, each value a 32-bit signed
+    little-endian integer in raster order of (c, y, x) — 48 channels for layer 0, 160 for 1;
+    the DPH unit grows by 16 (4) bytes; LatentHash 0 keeps the bytes of before."""
+    import hashlib
+    for ph in ("1", "2"):
+        with_lh, without = latent_streams[(ph, "1")], latent_streams[(ph, "0")]
+        dphs = _dph_units(with_lh)
+        assert [u.unit_layer_id for u in dphs] == [0, 1]
+        for u in dphs:
+            data, c_end = _latent_from_the_text(with_lh, u.unit_layer_id)
+            assert c_end == (48, 160)[u.unit_layer_id] and len(data) == 4 * c_end * 4 * 4
+            if ph == "1":
+                assert u.payload.dph_latent_md5 == hashlib.md5(data).digest()
+            else:
+                assert u.payload.dph_latent_crc == _crc32_from_the_text(data)
+        assert [u.size for u in dphs] == [u.size + (16 if ph == "1" else 4) for u in _dph_units(without)]
+        assert all(hls.dph_latent_hash(u.payload) is None for u in _dph_units(without))
+        # only the DPH units differ
+        strip = lambda d: b"".join(d[u.offset:u.offset + 4 + u.size] for u in parse_units(d)   # noqa: E731
+                                   if u.unit_type != hls.UT_DPH)
+        assert strip(with_lh) == strip(without)
+
+
+def _tamper_latent(data, layer=0, delta=1):
+    """A consistent stream whose LATENT unit of ``layer`` codes one symbol changed by ``delta``
+    (re-entropy-coded against the decoder's own tables): every syntax and entropy check
+    passes, the decoded latent differs (a buggy encoder, or an undetected transmission error)."""
+    from refsw.decoder.entropy import decode_substreams, encode_substreams
+    from refsw.decoder.learned_intra import _subs, int_model
+    from refsw.encoder.learned_intra import entropy_substream
+    units = parse_units(data)
+    sps = units[0].payload
+    m = int_model(sps.sps_model_id)
+    q = next(u.payload.ph_quality_idx for u in units if u.unit_type == hls.UT_PH)
+    hyp = next(u for u in units if u.unit_type == hls.UT_HYPER).payload
+    lat = next(u for u in units if u.unit_type == hls.UT_LATENT and u.unit_layer_id == layer)
+    H, W = sps.sps_pic_height_in_luma_samples, sps.sps_pic_width_in_luma_samples
+    zi = np.broadcast_to(np.arange(m.Z).reshape(m.Z, 1, 1), (m.Z, H // 64, W // 64))
+    z_hat = decode_substreams(_subs(hyp.hyp_substream), zi, m.z_tables).astype(np.int64)[None]
+    _, k = m.entropy_params(m.hyper_acc(z_hat, q), q)
+    c0, c1 = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)[layer:layer + 2]
+    kk = k[0, c0:c1]
+    s = decode_substreams(_subs(lat.payload.lat_substream), kk, m.y_tables).astype(np.int64)
+    s[0, 0, 0] += delta
+    payload = lat.payload
+    payload.lat_substream = entropy_substream(encode_substreams(s, kk, m.y_tables))
+    from syntax.units import rewrite_unit
+    return rewrite_unit(data, lat, payload=payload)
+
+
+def test_task_mode_reports_a_corrupted_latent(latent_streams, tmp_path, capsys):
+    """#28: a corrupted but decodable entropy payload of the base layer changes the face
+    branch's input.  Without a latent hash nothing notices (the old behaviour: exit 0); with
+    LatentHash 1 the task decoder reports a latent hash mismatch of layer 0 and refsw-decode
+    --Task exits with status 4, for MD5 and CRC-32."""
+    from refsw.apps.decode import main
+    good = Decoder(task="face").decode(latent_streams[("1", "1")])
+    assert [(d.hash_status, d.hash_layer, d.hash_type) for d in good] == [("match", 0, hls.DPH_MD5)]
+    silent = Decoder(task="face").decode(_tamper_latent(latent_streams[("1", "0")]))
+    assert silent[0].hash_status == "absent"
+    for ph, kind in (("1", "MD5"), ("2", "CRC")):
+        bad = _tamper_latent(latent_streams[(ph, "1")])
+        out = Decoder(task="face").decode(bad)
+        assert out[0].hash_status == "mismatch" and out[0].hash_layer == 0
+        assert out[0].hash_detail.startswith("latent of layers 0..0 (channels 0..47): expected ")
+        assert Decoder(task="face", check_hash=False).decode(bad)[0].hash_status == "off"
+        path = tmp_path / f"bad{ph}.bin"
+        path.write_bytes(bad)
+        with pytest.raises(SystemExit) as e:
+            main(["-b", str(path), "--Task", "face", "-o", str(tmp_path / "f.json")])
+        assert e.value.code == 4
+        cap = capsys.readouterr()
+        assert f"[latent {kind}:MISMATCH]" in cap.out and "latent hash mismatch" in cap.err
+        path.write_bytes(latent_streams[(ph, "1")])
+        with pytest.raises(SystemExit) as e:
+            main(["-b", str(path), "--Task", "face", "-o", str(tmp_path / "f.json")])
+        assert e.value.code == 0 and f"[latent {kind}:OK]" in capsys.readouterr().out
+    path.write_bytes(_tamper_latent(latent_streams[("1", "0")]))
+    with pytest.raises(SystemExit) as e:
+        main(["-b", str(path), "--Task", "face", "-o", str(tmp_path / "f.json")])
+    assert e.value.code == 0 and "[no latent hash]" in capsys.readouterr().out
+
+
+def test_latent_hash_survives_extraction(latent_streams):
+    """refsw-extract --layers base keeps the layer-0 DPH unit with its latent hash: the task
+    branch checks the extracted stream (and reports a corrupted base layer); a corruption of
+    layer 1 does not touch the latent the branch reads."""
+    from refsw.apps.extract import extract
+    data = latent_streams[("2", "1")]
+    base = extract(data, 0)[0]
+    assert [(d.hash_status, d.hash_layer) for d in Decoder(task="face").decode(base)] == [("match", 0)]
+    assert Decoder(task="face").decode(extract(_tamper_latent(data), 0)[0])[0].hash_status == "mismatch"
+    assert Decoder(task="face").decode(_tamper_latent(data, layer=1))[0].hash_status == "match"
+    # the picture decoder checks the picture hash (of layer 1), not the latent hash
+    pics = Decoder().decode(_tamper_latent(data, layer=1))
+    assert (pics[0].hash_status, pics[0].hash_layer) == ("mismatch", 1)
+    assert Decoder().decode(data)[0].hash_status == "match"
+
+
+def test_latent_hash_only_in_learned_pictures():
+    from syntax.errors import BitstreamError
+    from syntax.units import rewrite_unit
+    data = _encode(_pcm_pics(1), "--PictureHash", "2")
+    u = _dph_units(data)[0]
+    u.payload.dph_latent_crc = 7
+    bad = rewrite_unit(data, u)
+    assert _dph_units(bad)[0].payload.dph_latent_crc == 7
+    with pytest.raises(BitstreamError) as e:
+        Decoder().decode(bad)
+    assert (e.value.element, e.value.clause) == ("dph_latent_crc", "7.8")

@@ -39,9 +39,7 @@ def _main(argv):
     mismatches = 0
     for d in out:
         p = d.picture
-        kind = hls.DPH_HASH_TYPE_NAMES.get(d.hash_type, "MD5").replace("-32", "")
-        status = {"match": f"[{kind}:OK]", "mismatch": f"[{kind}:MISMATCH]", "absent": "[no hash]",
-                  "off": "[hash not checked]"}[d.hash_status]
+        status = _status(d)
         print(f"POC {d.poc:4d} {p.width}x{p.height} {p.chroma_format} {p.bit_depth}-bit {status}"
               + (f" layer {d.hash_layer}" if d.hash_layer else ""))
         if d.hash_status == "mismatch":
@@ -73,8 +71,13 @@ def _task_output(c, out, data, dt):
     """--Task: JSON of the task-branch output, one entry per picture (10.8)."""
     import json
     res = [d.task.to_json(d.poc) for d in out]
-    for r in res:
-        print(f"POC {r['poc']:4d} task {r['task']}: {len(r['detections'])} detection(s)")
+    mismatches = 0
+    for d, r in zip(out, res):
+        print(f"POC {r['poc']:4d} task {r['task']}: {len(r['detections'])} detection(s) {_status(d, 'latent ')}"
+              + (f" layer {d.hash_layer}" if d.hash_layer else ""))
+        if d.hash_status == "mismatch":
+            mismatches += 1
+            print(f"  {d.hash_detail}", file=sys.stderr)
     text = json.dumps(res if len(res) != 1 else res[0], indent=1)
     if c.ReconFile:
         with open(c.ReconFile, "w", encoding="utf-8") as f:
@@ -82,7 +85,17 @@ def _task_output(c, out, data, dt):
     else:
         print(text)
     print(f"{PROG}: {len(out)} picture(s), task {c.Task}, {len(data)} bytes, {dt:.3f} s")
+    if mismatches:
+        print(f"{PROG}: error: decoded latent hash mismatch in {mismatches} picture(s)", file=sys.stderr)
+        return 4
     return 0
+
+
+def _status(d, what=""):
+    """[MD5:OK], [CRC:MISMATCH], [no hash] ... of a decoded picture's hash check (8.6)."""
+    kind = hls.DPH_HASH_TYPE_NAMES.get(d.hash_type, "MD5").replace("-32", "")
+    return {"match": f"[{what}{kind}:OK]", "mismatch": f"[{what}{kind}:MISMATCH]", "absent": f"[no {what}hash]",
+            "off": f"[{what}hash not checked]"}[d.hash_status]
 
 
 def _comp_names(p):

@@ -8,6 +8,8 @@ by the conformance window and checks the decoded picture hash (7.8, 8.6).
 """
 from __future__ import annotations
 
+import hashlib
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,6 +55,9 @@ class CodedPicture:
     units: list = field(default_factory=list)   # payload units other than DPH
     dph: dict = field(default_factory=dict)      # unit_layer_id -> (Unit, DPH)
     nbytes: int = 0
+    #: task mode: the latent hash check (8.6) of the decoded latent, as
+    #: (status, detail, unit_layer_id, dph_hash_type); set by check_latent_hash
+    latent_check: tuple | None = None
 
     def units_of(self, unit_type):
         return [u for u in self.units if u.unit_type == unit_type]
@@ -74,6 +79,19 @@ def component_hash(plane, bit_depth: int, hash_type: int):
     """The hash of one component of the output picture (7.8): the MD5 (16 bytes) for
     dph_hash_type 0, the CRC-32 (an integer) for dph_hash_type 1."""
     return plane_md5(plane, bit_depth) if hash_type == hls.DPH_MD5 else plane_crc32(plane, bit_depth)
+
+
+def latent_hash_bytes(y_hat, c_end: int) -> bytes:
+    """LatentData (7.8): y_hat[ c ][ y ][ x ] of channels [0, c_end) in raster order of
+    (c, y, x), each value modulo 2^32 as four bytes, least significant first."""
+    a = np.ascontiguousarray(np.asarray(y_hat, dtype=np.int64)[0, :c_end])
+    return (a & 0xFFFFFFFF).astype("<u4").tobytes()
+
+
+def latent_hash(y_hat, c_end: int, hash_type: int):
+    """dph_latent_md5 (dph_hash_type 0) or dph_latent_crc (1) of the decoded latent."""
+    data = latent_hash_bytes(y_hat, c_end)
+    return hashlib.md5(data).digest() if hash_type == hls.DPH_MD5 else zlib.crc32(data) & 0xFFFFFFFF
 
 
 def format_hash(v) -> str:
@@ -140,6 +158,25 @@ def crop_to_output(pic: Picture, sps) -> Picture:
             planes.append(p[top // sh: top // sh + ch, left // sw: left // sw + cw])
     return Picture([np.ascontiguousarray(p) for p in planes], pic.chroma_format, pic.bit_depth,
                    pic.colour_space)
+
+
+def check_latent_hash(dec, cp: CodedPicture, layer: int, y_hat, c_end: int) -> None:
+    """8.6, task mode: compare the latent y_hat decoded from the LATENT units of layers
+    0..layer (channels [0, c_end)) with the latent hash of the picture's DPH unit of
+    that layer, when it has one; the result goes to cp.latent_check."""
+    if not dec.check_hash:
+        cp.latent_check = ("off", "", None, None)
+        return
+    dph = cp.dph.get(layer)
+    want = hls.dph_latent_hash(dph[1]) if dph else None
+    if want is None:
+        cp.latent_check = ("absent", "", None, None)
+        return
+    hash_type = dph[1].dph_hash_type
+    got = latent_hash(y_hat, c_end, hash_type)
+    detail = "" if got == want else (f"latent of layers 0..{layer} (channels 0..{c_end - 1}): expected "
+                                      f"{format_hash(want)} got {format_hash(got)}")
+    cp.latent_check = ("mismatch" if detail else "match", detail, layer, hash_type)
 
 
 def sps_picture_format(sps):
@@ -223,6 +260,13 @@ class Decoder:
                     raise unit_error(f"second DPH unit with unit_layer_id {unit.unit_layer_id} in one picture",
                                unit, element="unit_layer_id", clause="5.3",
                                shall="A picture has at most one DPH unit per layer")
+                if hls.dph_latent_hash(unit.payload) is not None and cur.ph.ph_pic_coding_mode != hls.LEARNED_MODE:
+                    name = "dph_latent_md5" if unit.payload.dph_hash_type == hls.DPH_MD5 else "dph_latent_crc"
+                    raise unit_error(f"{name} in the DPH unit of a picture with ph_pic_coding_mode "
+                                     f"{cur.ph.ph_pic_coding_mode}", unit, element=name, clause="7.8",
+                                     bitpos=unit.payload_bitpos,
+                                     shall="The latent hash shall be present only in the DPH units of a LEARNED "
+                                           "picture")
                 cur.dph[unit.unit_layer_id] = (unit, unit.payload)
             else:
                 if ut == hls.UT_RESTORATION and not unit.payload.rm_picture_level_flag:
@@ -320,7 +364,10 @@ class Decoder:
                                  f"ph_pic_coding_mode {mode} ({hls.CODING_MODE_NAMES.get(mode)}); "
                                  f"task-branch decoding (10.8) applies to learned pictures only")
             res = fn(self, cp, self.task)
-            self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, None, "off", task=res))
+            status, detail, layer, hash_type = cp.latent_check or (
+                ("absent" if self.check_hash else "off"), "", None, None)
+            self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, None, status, detail, layer, task=res,
+                                              hash_type=hash_type))
             return
         if mode in SEQUENCE_DECODERS:
             self.pending.append(cp)

@@ -17,6 +17,9 @@ reconstructing the picture:
    to the output picture.  Candidates are ordered by decreasing v0, then
    raster order; a candidate is dropped when NmsDen * inter > NmsNum * union
    with a kept box; at most MaxDetections are kept.  All arithmetic is integer.
+
+The decoded latent of layers 0..n-1 is checked against the latent hash of the
+DPH unit of layer n-1 when the stream carries one (7.8, 8.6).
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from syntax import hls
 from syntax.errors import BitstreamError
 
 from ..npzfile import read_npz
-from .core import TASK_DECODERS
+from .core import TASK_DECODERS, check_latent_hash
 from .intnet import check_bounds, from_npz
 from .learned_intra import (IN_CLIP, LAT_MAX, clip3, decode_latents, decoder_device, engine, learned_picture_units,
                             to_numpy)
@@ -184,6 +187,7 @@ def decode_task_picture(dec, cp, task: str) -> TaskOutput:
     q = cp.ph.ph_quality_idx
     dev = decoder_device(dec)
     y_hat = decode_latents(m, sps, hyp, lats, q, H, W, path, dev)
+    check_latent_hash(dec, cp, n - 1, to_numpy(y_hat), c_n)   # 8.6: the DPH unit of layer n - 1
     v = to_numpy(branch_map(m, br, y_hat, q, c_n, path, dev))[0]
     out_w, out_h = hls.output_size(sps)
     return TaskOutput(br.entry.name, out_w, out_h, detections(v, br, sps))

@@ -9,7 +9,7 @@ from syntax.levels import LEVELS, PROFILE_NAMES, PROFILES, min_level
 from syntax.rw import Struct, Trace
 from syntax.units import BitstreamWriter
 
-from ..decoder.core import CHROMA_FORMAT_NAMES, crop_to_output
+from ..decoder.core import CHROMA_FORMAT_NAMES, crop_to_output, latent_hash
 from ..picture import Picture, picture_crc32, picture_md5
 
 CHROMA_IDC = {v: k for k, v in CHROMA_FORMAT_NAMES.items()}
@@ -34,19 +34,32 @@ def layer_reconstructions(units, recon) -> dict:
 PICTURE_HASH_TYPES = {1: hls.DPH_MD5, 2: hls.DPH_CRC32}
 
 
-def dph_payload(out: Picture, picture_hash: int = 1) -> Struct:
+# coding mode name -> f(units, sps, layers) -> {layer: (y_hat, c_end)}: the latent decoded from
+# the picture's units of layers 0..layer (7.8, LatentHash), registered by the learned mode
+LATENT_DECODERS: dict[str, callable] = {}
+
+
+def dph_payload(out: Picture, picture_hash: int = 1, latent=None) -> Struct:
     """decoded_picture_hash() of an output (cropped) picture, for the cfg value
-    PictureHash (1 MD5, 2 CRC-32)."""
+    PictureHash (1 MD5, 2 CRC-32); latent: (y_hat, c_end) of a learned picture,
+    whose hash the unit then carries too."""
     hash_type = PICTURE_HASH_TYPES[picture_hash]
     if hash_type == hls.DPH_MD5:
-        return Struct(dph_hash_type=hash_type, dph_picture_md5=picture_md5(out))
-    return Struct(dph_hash_type=hash_type, dph_picture_crc=picture_crc32(out))
+        dph = Struct(dph_hash_type=hash_type, dph_picture_md5=picture_md5(out))
+    else:
+        dph = Struct(dph_hash_type=hash_type, dph_picture_crc=picture_crc32(out))
+    if latent is not None:
+        setattr(dph, "dph_latent_md5" if hash_type == hls.DPH_MD5 else "dph_latent_crc",
+                latent_hash(latent[0], latent[1], hash_type))
+    return dph
 
 
-def hash_units(recons: dict, sps, picture_hash: int = 1) -> list:
+def hash_units(recons: dict, sps, picture_hash: int = 1, latents: dict | None = None) -> list:
     """The DPH units of a picture, one per layer reconstruction (7.8), as
-    (unit_type, payload, unit_layer_id); picture_hash: the cfg value PictureHash."""
-    return [(hls.UT_DPH, dph_payload(crop_to_output(recons[layer], sps), picture_hash), layer)
+    (unit_type, payload, unit_layer_id); picture_hash: the cfg value PictureHash;
+    latents: {layer: (y_hat, c_end)} for the latent hashes (LatentHash)."""
+    return [(hls.UT_DPH, dph_payload(crop_to_output(recons[layer], sps), picture_hash,
+                                     (latents or {}).get(layer)), layer)
             for layer in sorted(recons)]
 
 
@@ -218,7 +231,10 @@ class Encoder:
             recons = layer_reconstructions(units, recon)
             self.recon.append(crop_to_output(recons[max(recons)], sps))
             if self.cfg.PictureHash:
-                for ut, payload, layer in hash_units(recons, sps, self.cfg.PictureHash):
+                latents = None
+                if getattr(self.cfg, "LatentHash", 0) and self.mode in LATENT_DECODERS:
+                    latents = LATENT_DECODERS[self.mode](units, sps, sorted(recons))
+                for ut, payload, layer in hash_units(recons, sps, self.cfg.PictureHash, latents):
                     w.write_unit(ut, payload, layer_id=layer)
         if sps is None:
             raise EncoderError("no picture to encode")

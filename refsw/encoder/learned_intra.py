@@ -15,10 +15,10 @@ from syntax import hls
 from syntax.rw import Struct
 
 from ..decoder.entropy import RansSubstreams, encode_substreams
-from ..decoder.learned_intra import IN_CLIP, anchor_mask, int_model, output_picture
+from ..decoder.learned_intra import IN_CLIP, anchor_mask, decode_latents, int_model, output_picture
 from ..picture import Picture
-from .core import (CODED_SIZE_ALIGN, CODING_MODE_TOOLS, EncoderError, hash_units, layer_reconstructions,
-                   register_picture_encoder)
+from .core import (CODED_SIZE_ALIGN, CODING_MODE_TOOLS, LATENT_DECODERS, EncoderError, hash_units,
+                   layer_reconstructions, register_picture_encoder)
 
 
 def entropy_substream(subs: RansSubstreams) -> Struct:
@@ -144,8 +144,10 @@ def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
 
     def code(q):
         units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
-        full = (units + hash_units(layer_reconstructions(units, recon), sps, enc.cfg.PictureHash)
-                if enc.cfg.PictureHash else units)
+        recons = layer_reconstructions(units, recon)
+        # the latent hashes have a fixed size: a stand-in latent counts their bytes
+        latents = {l: (np.zeros((1, 1, 1, 1), np.int64), 1) for l in recons} if getattr(enc.cfg, "LatentHash", 0) else None
+        full = units + hash_units(recons, sps, enc.cfg.PictureHash, latents) if enc.cfg.PictureHash else units
         return units, recon, 8 * _units_bytes(full, sps) / npix   # the picture's rate includes its DPH units
 
     while lo <= hi:
@@ -159,6 +161,23 @@ def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
     return best, units, recon, bpp
 
 
+def decoded_latents(units, sps, layers) -> dict:
+    """{l: (y_hat, C_(l+1))} for the latent hashes (7.8): the latent the normative
+    decoder gets from the HYPER unit and the LATENT units of layers 0..l of a
+    picture's units (with a spatial context, 10.9, the channels of a layer depend
+    on the layers present, so the encoder runs the decoding process itself)."""
+    from syntax.units import Unit
+    m = int_model(sps.sps_model_id)
+    q = next(p for ut, p, _ in units if ut == hls.UT_PH).ph_quality_idx
+    hyp = next(Unit(ut, layer, payload=p) for ut, p, layer in units if ut == hls.UT_HYPER)
+    lats = [Unit(ut, layer, payload=p) for ut, p, layer in units if ut == hls.UT_LATENT]
+    H, W = sps.sps_pic_height_in_luma_samples, sps.sps_pic_width_in_luma_samples
+    chans = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)
+    return {l: (decode_latents(m, sps, hyp, [u for u in lats if u.unit_layer_id <= l], q, H, W), chans[l + 1])
+            for l in layers}
+
+
+LATENT_DECODERS["learned"] = decoded_latents
 CODED_SIZE_ALIGN["learned"] = 64
 CODING_MODE_TOOLS["learned"] = {"sps_learned_intra_enabled_flag": 1, "sps_model_id": 1,
                                 "sps_operating_point_set_id": 0, "sps_num_latent_layers_minus1": 1}
