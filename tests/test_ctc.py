@@ -573,3 +573,32 @@ def test_html_report_renders_in_headless_chromium(tmp_path):
     region = im[ys.min():ys.max() + 1, xs.min():xs.max() + 1].reshape(-1, 3)
     assert len(np.unique(region, axis=0)) > 500              # anti-aliased plots, not a flat box
     assert ys.min() > np.nonzero(header)[0].min()            # below the tables, as in the page
+
+
+def test_image_report_rate_point_table_and_bd_range(tmp_path):
+    """#27: an image report gives the mean PSNR at each JPEG AI rate point (interpolated in
+    log-rate, only over the curves that span it) and the range each BD-rate covers."""
+    from types import SimpleNamespace as NS
+    from refsw.ctc.bd import bd
+    from refsw.ctc.report import JPEG_AI_RATES, build_report, quality_at_rates
+    results = []
+    for seq, off in (("a", 0.0), ("b", 2.0)):
+        for codec, pts in (("jpeg", [(0.2, 25), (0.5, 29), (1.0, 32), (2.5, 36)]),
+                           ("refsw", [(0.05, 24), (0.12, 27), (0.4, 31), (1.0, 34)])):
+            for i, (r, q) in enumerate(pts):
+                results.append({"codec": codec, "sequence": seq, "class": "-", "label": f"p{i}", "status": "ok",
+                                "rate": r, "psnr_rgb": q + off, "enc_time": 1.0, "dec_time": 1.0})
+    q = quality_at_rates(results, "refsw", "psnr_rgb")
+    assert [n for _, n in q] == [2, 2, 2, 2, 2, 2, 0, 0]            # 0.06 .. 1.0 bpp covered, 1.5 / 2.0 not
+    assert abs(q[1][0] - 28.0) < 1e-9                               # 0.12 bpp: the points themselves (27, 29)
+    r = bd([0.2, 0.5, 1.0, 2.5], [25, 29, 32, 36], [0.05, 0.12, 0.4, 1.0], [24, 27, 31, 34])
+    assert r.interval == (25.0, 34.0) and abs(r.rate_span[1] - 1.0) < 1e-9
+    ts = NS(name="img", kind="image", items=[NS(name=s, cls="-", width=64, height=64, licence="", prepared_sha256="0" * 64,
+                                                kind="image") for s in "ab"], manifest="m.json", root="")
+    run = NS(results=results, testset=ts, out_dir=str(tmp_path), versions={})
+    cond = NS(name="ai_img", structure="ai", enc=NS(CodingMode="learned"), ctc=NS(BdMethod="pchip"), files=[])
+    md, _ = build_report(run, cond, "refsw", "jpeg", plots=False)
+    text = open(md, encoding="utf-8").read()
+    assert "## Quality at the JPEG AI rate points" in text
+    assert "| refsw | " in text and " 1.5 bpp |" in text and f"{len(JPEG_AI_RATES)}" and "PSNR" in text
+    assert "range 25.00..34.00" in text or "range 27.00..36.00" in text

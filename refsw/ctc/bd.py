@@ -73,6 +73,9 @@ class BDResult:
     overlap: float                # overlap / union of the integration intervals
     monotonic: bool               # both curves monotonic (quality increases with rate)
     notes: list = field(default_factory=list)
+    interval: tuple = ()          # the integration interval: quality (BD-rate) or log10 rate (BD-quality)
+    rate_span: tuple = ()         # BD-rate: rates of the test curve at the ends of the interval (linear
+                                  # interpolation of log-rate in quality; informative)
 
 
 # --------------------------------------------------------------------------
@@ -197,7 +200,8 @@ def cubic_integral(x, y, lo: float, hi: float) -> float:
 
 
 def _avg_delta(xa, ya, xt, yt, method: str, what: str):
-    """Average of (f_test - f_anchor) over the overlap of the x intervals."""
+    """(average of f_test - f_anchor over the overlap of the x intervals, overlap / union,
+    the overlap (lo, hi), f_test at lo and hi by linear interpolation)."""
     if method not in METHODS:
         raise BDError(f"unknown BD interpolation {method!r}; known: {', '.join(METHODS)}")
     curves = []
@@ -217,7 +221,8 @@ def _avg_delta(xa, ya, xt, yt, method: str, what: str):
     integ = pchip_integral if method == "pchip" else cubic_integral
     ia = integ(xa, ya, lo, hi)
     it = integ(xt, yt, lo, hi)
-    return (it - ia) / (hi - lo), (hi - lo) / union if union > 0 else 1.0
+    return ((it - ia) / (hi - lo), (hi - lo) / union if union > 0 else 1.0, (float(lo), float(hi)),
+            (float(np.interp(lo, xt, yt)), float(np.interp(hi, xt, yt))))
 
 
 def bd(rate_anchor, quality_anchor, rate_test, quality_test, *, kind: str = "rate",
@@ -233,14 +238,16 @@ def bd(rate_anchor, quality_anchor, rate_test, quality_test, *, kind: str = "rat
         notes.append("non-monotonic curve: quality does not increase with rate at every point")
     la, lt = np.log10(ra), np.log10(rt)
     if kind == "rate":
-        avg, ov = _avg_delta(qa, la, qt, lt, method, "quality")
+        avg, ov, interval, test_at = _avg_delta(qa, la, qt, lt, method, "quality")
         value = (10.0 ** avg - 1.0) * 100.0
     elif kind == "quality":
-        avg, ov = _avg_delta(la, qa, lt, qt, method, "log-rate")
+        avg, ov, interval, test_at = _avg_delta(la, qa, lt, qt, method, "log-rate")
         value = avg
     else:
         raise BDError(f"unknown BD kind {kind!r}; known: rate, quality")
-    return BDResult(float(value), kind, method, pareto, int(ra.size), int(rt.size), float(ov), mono, notes)
+    span = tuple(10.0 ** v for v in test_at) if kind == "rate" else ()
+    return BDResult(float(value), kind, method, pareto, int(ra.size), int(rt.size), float(ov), mono, notes,
+                    interval, span)
 
 
 def bd_rate(rate_anchor, quality_anchor, rate_test, quality_test, *, method: str = "pchip",

@@ -27,6 +27,8 @@ import os
 import time
 from collections import OrderedDict
 
+import numpy as np
+
 from .bd import BDError, bd
 from .doc import Doc
 
@@ -61,6 +63,42 @@ def curves(results: list[dict], codec: str) -> "OrderedDict[str, dict]":
     for c in out.values():
         c["points"].sort(key=lambda r: _f(r["rate"]))
     return out
+
+
+#: the JPEG AI common test rates (bpp)
+JPEG_AI_RATES = (0.06, 0.12, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def quality_at_rates(results: list[dict], codec: str, metric: str, rates=JPEG_AI_RATES) -> list[tuple]:
+    """Per rate: (mean quality over the sequences whose curve spans it, number of them), the
+    quality of a sequence interpolated linearly in log-rate between its two nearest points;
+    (nan, 0) where no curve spans the rate."""
+    out = []
+    cv = curves(results, codec)
+    for R in rates:
+        vals = []
+        for c in cv.values():
+            pts = [(math.log(_f(r["rate"])), _f(r.get(metric))) for r in c["points"]
+                   if _f(r["rate"]) > 0 and math.isfinite(_f(r.get(metric)))]
+            pts.sort()
+            if len(pts) >= 2 and pts[0][0] <= math.log(R) <= pts[-1][0]:
+                x = np.array([p[0] for p in pts])
+                y = np.array([p[1] for p in pts])
+                vals.append(float(np.interp(math.log(R), x, y)))
+        out.append((float(np.mean(vals)) if vals else float("nan"), len(vals)))
+    return out
+
+
+def _rate_point_section(results, codecs: list[str], metric: str, label: str, nseq: int, doc: Doc):
+    doc.heading(2, "Quality at the JPEG AI rate points")
+    doc.para(f"Mean {label} over the images whose RD curve spans the rate (interpolated linearly in "
+             f"log-rate between the two nearest points; the count is given when not all {nseq} do; "
+             f"'-': no curve reaches the rate).")
+    rows = []
+    for c in codecs:
+        q = quality_at_rates(results, c, metric)
+        rows.append([c] + [("-" if n == 0 else f"{v:.2f}" + ("" if n == nseq else f" ({n}/{nseq})")) for v, n in q])
+    doc.table(["Codec"] + [f"{r:g} bpp" for r in JPEG_AI_RATES], rows)
 
 
 def write_curve_csvs(out_dir: str, results: list[dict], kind: str) -> list[str]:
@@ -393,6 +431,12 @@ def build_report(run, cond, test: str, anchor: str, *, argv=None, plots: bool = 
                         if "non-finite" not in n})
         notes += [f"overlap {v.overlap:.0%} ({lab})" for (m, lab) in metrics
                   for v in [r["bd"][m]] if not isinstance(v, str) and v.overlap < 0.75]
+        main = "psnr_rgb" if kind == "image" else "psnr_yuv"
+        m0, lab0 = next(((m, lab) for m, lab in metrics if m == main), metrics[0])
+        v0 = r["bd"][m0]
+        if not isinstance(v0, str) and v0.interval and v0.rate_span:   # the range the BD-rate covers
+            notes.append(f"{lab0} range {v0.interval[0]:.2f}..{v0.interval[1]:.2f} ({test} "
+                         f"{v0.rate_span[0]:.3g}..{v0.rate_span[1]:.3g} {unit})")
         per_seq.append([r["class"], r["sequence"]] + [_pct(r["bd"][m]) for m, _ in metrics]
                        + [_ratio(r["enct"]), _ratio(r["dect"]), "; ".join(notes)])
     doc.table(["Class", "Sequence"] + [lab for _, lab in metrics] + ["EncT", "DecT", "Notes"], per_seq)
@@ -402,6 +446,10 @@ def build_report(run, cond, test: str, anchor: str, *, argv=None, plots: bool = 
               [[c, seq, r["label"], _num(r["rate"], 4)] + [_num(r.get(m), 3) for m, _ in metrics]
                + [_num(r["enc_time"], 2), _num(r["dec_time"], 2)]
                for c in (anchor, test) for seq, cv in curves(results, c).items() for r in cv["points"]])
+    if kind == "image":
+        q = "psnr_rgb" if any("psnr_rgb" in r for r in results) else metrics[0][0]
+        _rate_point_section(results, [anchor] + others + [test], q, dict(metrics).get(q, q),
+                            len(run.testset.items), doc)
     doc.blocks += branch.blocks
     if errors:
         doc.heading(2, "Failed points")
