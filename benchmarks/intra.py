@@ -47,6 +47,9 @@ QUALITIES = [round(_CFG.point_quality(i)) for i in range(_CFG.num_points)]   # t
 # anchor rate points whose PSNR range overlaps the learned codec's (BD needs overlap)
 LOW_ANCHOR_POINTS = {"JpegQualities": "1,2,5,10,15,20", "HevcQPs": "37,40,43,46,50",
                      "VvcQPs": "42,45,48,51,54,57"}
+# anchor rate points over the whole JPEG AI range (0.06 .. 2 bpp on photos)
+FULL_ANCHOR_POINTS = {"JpegQualities": "2,5,10,20,30,50,70,85,92", "HevcQPs": "22,27,32,37,42,47,51",
+                      "VvcQPs": "22,27,32,37,42,47,52,57"}
 
 
 def load_images(spec: str, max_images: int):
@@ -154,9 +157,11 @@ def main(argv=None):
     ap.add_argument("--anchors", default="jpeg,hevc,vvc")
     ap.add_argument("--quick", action="store_true", help="2 images, 4 quality points")
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "bench_intra"), help="CTC output folder")
-    ap.add_argument("--anchor-points", choices=("low", "ctc"), default="low",
+    ap.add_argument("--anchor-points", choices=("low", "full", "ctc"), default="low",
                     help="low: anchor rate points lowered so that their PSNR range overlaps the learned "
-                         "codec's (%(default)s); ctc: the rate points of ctc/ai.cfg")
+                         "codec's (%(default)s); full: points over the JPEG AI rates 0.06..2 bpp; ctc: the "
+                         "rate points of ctc/ai.cfg")
+    ap.add_argument("--model-id", type=int, default=1, help="learned model (ModelId) of the CTC runs")
     a = ap.parse_args(argv)
     qs = sorted(set(QUALITIES[::3] + [63])) if a.quick else QUALITIES
     imgs = load_images(a.images, 2 if a.quick else a.max_images)
@@ -188,17 +193,31 @@ def main(argv=None):
                "--out", out, "--no-progress", "--MsSsim", "0"]
         if a.images != "skimage":
             cmd += ["--TestSet", a.images]
-        if a.anchor_points == "low":
-            for k, v in LOW_ANCHOR_POINTS.items():
-                cmd += [f"--{k}", v]
+        points = {"low": LOW_ANCHOR_POINTS, "full": FULL_ANCHOR_POINTS}.get(a.anchor_points, {})
+        for k, v in points.items():
+            cmd += [f"--{k}", v]
+        cmd += ["--ModelId", str(a.model_id)]
         if a.quick:
             cmd += ["--QualityPoints", ",".join(map(str, qs))]
         r = subprocess.run(cmd, capture_output=True, text=True)
         line = next((x for x in r.stdout.splitlines() if x.startswith("Overall BD-rate")), None)
         pts = {"jpeg": "JpegQualities", "hevc": "HevcQPs", "vvc": "VvcQPs"}.get(anc)
-        where = f" (anchor points {LOW_ANCHOR_POINTS[pts]})" if a.anchor_points == "low" and pts else ""
+        where = f" (anchor points {points[pts]})" if pts in points else ""
         print(f"vs {anc}{where}: {line or 'failed: ' + (r.stderr.strip().splitlines() or ['?'])[-1]}")
         summary[anc] = line
+        # the report's rate-point table and the range of each BD-rate (refsw/ctc/report.py)
+        rep = next((x.split(": ", 1)[1] for x in r.stdout.splitlines()
+                    if x.startswith("report: ") and x.endswith(".md")), None)
+        if rep and os.path.isfile(rep):
+            text = open(rep, encoding="utf-8").read()
+            sec = text.split("## Quality at the JPEG AI rate points", 1)
+            if len(sec) == 2:
+                print("  quality at the JPEG AI rate points:")
+                print("\n".join("  " + ln for ln in sec[1].split("\n## ", 1)[0].strip().splitlines()
+                                if ln.startswith("|")))
+            for ln in text.split("## Per sequence", 1)[-1].split("## Rate points", 1)[0].splitlines():
+                if ln.startswith("| ") and "range" in ln:
+                    print("  " + ln)
     t, bpp = decode_time_768x512()
     print(f"decode 768x512 (bit-exact, float64 path, {torch.get_num_threads()} threads): {t:.3f} s at {bpp:.3f} bpp")
     print(f"intra: dec768x512_s={t:.3f}")
