@@ -43,6 +43,7 @@ from syntax.errors import BitstreamError
 from syntax.rw import Trace
 from syntax.units import iter_units
 
+from .decoder import probe
 from .picture import plane_md5
 
 PROG = "refsw-conformance"
@@ -170,8 +171,23 @@ def decode_external(cmd: str, path: str, fmt: dict, timeout: float):
 # Syntax coverage
 # ---------------------------------------------------------------------------
 
+def _const(node):
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, int) else None
+
+
 def spec_elements() -> dict[str, str]:
     """Every syntax element of the spec -> its descriptor kind ('flag' or other)."""
+    return {k: v[0] for k, v in _spec_elements().items()}
+
+
+#: an element whose legal values (a constant range) are at most this many is covered value by value
+ENUM_MAX_VALUES = 4
+
+
+def _spec_elements() -> dict[str, tuple]:
+    """Every syntax element -> (kind, values): values the list of the legal values of a
+    flag or of an element with a constant range of at most ENUM_MAX_VALUES values
+    (e.g. dph_hash_type, ph_pic_type), None for the others."""
     from syntax.render import structures
     elements = {}
     for name, fn in structures().items():
@@ -182,26 +198,53 @@ def spec_elements() -> dict[str, str]:
                 m = node.func.attr
                 if m in ("u", "f") and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
                     nm = node.args[1].value
-                    is_flag = m == "u" and isinstance(node.args[0], ast.Constant) and node.args[0].value == 1
-                    elements[nm] = "flag" if is_flag else m
-                elif m in ("ue", "se", "flag", "bytes", "samples") and node.args and \
-                        isinstance(node.args[0], ast.Constant):
-                    elements[node.args[0].value] = "flag" if m == "flag" else m
+                    is_flag = m == "u" and _const(node.args[0]) == 1
+                    lo, hi = (_const(a) for a in (node.args[2:4] + [None, None])[:2]) if m == "u" else (None, None)
+                    if is_flag:
+                        elements[nm] = ("flag", [0, 1])
+                    elif lo is not None and hi is not None and hi - lo < ENUM_MAX_VALUES:
+                        elements[nm] = ("enum", list(range(lo, hi + 1)))
+                    else:
+                        elements[nm] = (m, None)
+                elif m in ("ue", "se") and node.args and isinstance(node.args[0], ast.Constant):
+                    lo, hi = (_const(a) for a in (node.args[1:3] + [None, None])[:2])
+                    enum = lo is not None and hi is not None and hi - lo < ENUM_MAX_VALUES
+                    elements[node.args[0].value] = ("enum", list(range(lo, hi + 1))) if enum else (m, None)
+                elif m in ("flag", "bytes", "samples") and node.args and isinstance(node.args[0], ast.Constant):
+                    elements[node.args[0].value] = ("flag", [0, 1]) if m == "flag" else (m, None)
                 elif m == "zero_alignment" and node.args and isinstance(node.args[0], ast.Constant):
-                    elements[node.args[0].value] = "f"
+                    elements[node.args[0].value] = ("f", None)
                 elif m == "rbsp_trailing_bits":
-                    elements["rbsp_stop_one_bit"] = "f"
+                    elements["rbsp_stop_one_bit"] = ("f", None)
                 elif m == "byte_alignment":
-                    elements["alignment_bit_equal_to_one"] = "f"
+                    elements["alignment_bit_equal_to_one"] = ("f", None)
     return elements
+
+
+#: element values no conforming stream of this version can carry, or that have no decoding
+#: process: reported apart, not counted (the element name covers all its values)
+NOT_APPLICABLE = {
+    "sps_chroma_format_idc=2": "shall not be 2 (6.1)",
+    "ph_pic_coding_mode=3": "FEATURE pictures: Track 1, no decoding process in this version (8.1)",
+    "fp_*": "feature payload: Track 1, no decoding process in this version (7.6)",
+}
+
+
+def _not_applicable(item: str) -> str | None:
+    for pat, why in NOT_APPLICABLE.items():
+        if item == pat or (pat.endswith("*") and item.startswith(pat[:-1])):
+            return why
+    return None
 
 
 _LINE = re.compile(r"^\s*\d+\s+(\S+)\s+\S+\s+= (.*)$")
 
 
-def coverage(traces: dict[str, str]) -> dict:
-    """Which elements (and which values of flags) the streams exercise."""
-    spec = spec_elements()
+def coverage(traces: dict[str, str], reached=None) -> dict:
+    """Which elements (and which values of flags and of small enumerations) the streams
+    exercise; with ``reached`` (the keys a decoding-process probe collected,
+    refsw.decoder.probe), also which decoding-process branches and T2.3 filter phases."""
+    spec = _spec_elements()
     seen: dict[str, set] = {}
     by_stream: dict[str, set] = {}
     for sname, text in traces.items():
@@ -214,16 +257,56 @@ def coverage(traces: dict[str, str]) -> dict:
             s.add(el)
             seen.setdefault(el, set()).add(m.group(2).strip())
         by_stream[sname] = s
-    items = []
-    for el, kind in sorted(spec.items()):
-        if kind == "flag":
-            for v in ("0", "1"):
-                items.append((f"{el}={v}", v in seen.get(el, set())))
-        else:
-            items.append((el, el in seen))
+    items, excluded = [], []
+    for el, (kind, values) in sorted(spec.items()):
+        for item, hit in ([(f"{el}={v}", str(v) in seen.get(el, set())) for v in values] if values is not None
+                          else [(el, el in seen)]):
+            why = _not_applicable(item)
+            if why is not None:
+                excluded.append((item, why))
+            else:
+                items.append((item, hit))
     covered = sum(1 for _, c in items if c)
-    return {"items": items, "covered": covered, "total": len(items),
-            "pct": 100.0 * covered / max(len(items), 1), "by_stream": by_stream}
+    cov = {"items": items, "covered": covered, "total": len(items),
+           "pct": 100.0 * covered / max(len(items), 1), "by_stream": by_stream, "excluded": excluded}
+    if reached is not None:
+        from .decoder import probe
+        branches = [(f"{proc}: {case} ({clause})", (proc, case) in reached)
+                    for (proc, case), clause in probe.BRANCHES.items()]
+        phases = [(f"{table} {p}", (table, p) in reached) for table, p in probe.PHASES]
+        cov["branches"], cov["phases"] = branches, phases
+        for key in ("branches", "phases"):
+            n = sum(1 for _, c in cov[key] if c)
+            cov[key + "_covered"], cov[key + "_pct"] = n, 100.0 * n / max(len(cov[key]), 1)
+    return cov
+
+
+def print_coverage(cov: dict) -> None:
+    """The coverage report of refsw-conformance --coverage."""
+    missing = [name for name, c in cov["items"] if not c]
+    print(f"syntax coverage: {cov['covered']}/{cov['total']} element values ({cov['pct']:.1f}%)")
+    if missing:
+        print("  not covered: " + ", ".join(missing))
+    if cov["excluded"]:
+        whys: dict[str, list] = {}
+        for item, why in cov["excluded"]:
+            whys.setdefault(why, []).append(item)
+        for why, names in whys.items():
+            print(f"  not counted ({why}): " + ", ".join(names))
+    if "phases" in cov:
+        luma = sum(1 for n, c in cov["phases"] if c and "luma" in n)
+        chroma = sum(1 for n, c in cov["phases"] if c and "chroma" in n)
+        nl = sum(1 for n, _ in cov["phases"] if "luma" in n)
+        print(f"filter phase coverage (T2.3): {cov['phases_covered']}/{len(cov['phases'])} ({cov['phases_pct']:.1f}%): "
+              f"luma {luma}/{nl}, chroma {chroma}/{len(cov['phases']) - nl}")
+        missing = [n for n, c in cov["phases"] if not c]
+        if missing:
+            print("  not reached: " + ", ".join(missing))
+        print(f"decoding-process branches: {cov['branches_covered']}/{len(cov['branches'])} "
+              f"({cov['branches_pct']:.1f}%)")
+        missing = [n for n, c in cov["branches"] if not c]
+        if missing:
+            print("  not reached: " + "; ".join(missing))
 
 
 # ---------------------------------------------------------------------------
@@ -333,7 +416,9 @@ def run(argv=None) -> int:
                     help="decode through the int64 reference path (learned tools)")
     ap.add_argument("--equivalence", action="store_true",
                     help="also decode with 1 and 2 threads and the reference path: hashes must agree")
-    ap.add_argument("--coverage", action="store_true", help="print the syntax-coverage report")
+    ap.add_argument("--coverage", action="store_true",
+                    help="print the coverage report: syntax element values, decoding-process branches and "
+                         "T2.3 filter phases the suite reaches")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per stream (external decoder)")
     ap.add_argument("-k", dest="select", help="only streams whose name contains this")
     ap.add_argument("--mutations", type=int, default=0, metavar="N",
@@ -352,6 +437,7 @@ def run(argv=None) -> int:
     started = time.localtime()
     mutated: Counter = Counter()
     mutation_failures: list[str] = []
+    reached: Counter | None = Counter() if a.coverage else None
     for s in m["streams"]:
         if a.select and a.select not in s["name"]:
             continue
@@ -360,6 +446,7 @@ def run(argv=None) -> int:
         c = Case(s["name"], _stream_kind(s), s["profile"], s["frames"])
         cases.append(c)
         try:
+            probe.COUNTER = reached      # the decoding-process probe: positive streams only
             data = open(path, "rb").read()
             if _sha256(data) != s["bitstream_sha256"]:
                 raise RuntimeError("bitstream file differs from the manifest (sha256)")
@@ -371,6 +458,10 @@ def run(argv=None) -> int:
                        f"expected trace_sha256 {s['trace_sha256']}\ngot      trace_sha256 {got_trace}")
             if a.decoder:
                 got = decode_external(a.decoder, path, s["format"], a.timeout)
+                if reached is not None:   # branches and phases: from the internal decoder
+                    decode_internal(data, max_layer=s.get("target_layer"))
+                    for task in s.get("task_sha256") or {}:
+                        decode_task(data, task)
             else:
                 got, _ = decode_internal(data, threads=a.threads, reference=a.reference_path,
                                          max_layer=s.get("target_layer"))
@@ -408,12 +499,15 @@ def run(argv=None) -> int:
                     if got_task != want:
                         c.fail("TaskMismatch", f"task {task} output differs ({kw}): expected {want}, got {got_task}")
                         break
+            probe.COUNTER = None
             for task in [None, *(s.get("task_sha256") or {})] if a.mutations else []:
                 counts, bad = mutation_campaign(s["name"], data, a.mutations, task=task)
                 mutated.update(counts)
                 mutation_failures += bad
         except Exception as e:  # a bitstream error where none is expected, a decoder failure or a crash
             c.crash(e)
+        finally:
+            probe.COUNTER = None
         c.time = time.perf_counter() - t0
     for s in m.get("negative", []):
         if a.select and a.select not in s["name"]:
@@ -478,12 +572,7 @@ def run(argv=None) -> int:
         write_junit(a.junit, cases, elapsed=elapsed, started=started, properties=props)
         print(f"JUnit XML: {a.junit}")
     if a.coverage:
-        cov = coverage(traces)
-        missing = [name for name, c in cov["items"] if not c]
-        print(f"syntax coverage: {cov['covered']}/{cov['total']} element values "
-              f"({cov['pct']:.1f}%)")
-        if missing:
-            print("not covered: " + ", ".join(missing))
+        print_coverage(coverage(traces, reached))
     return failures
 
 

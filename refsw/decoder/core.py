@@ -21,6 +21,7 @@ from syntax.rw import Trace
 from syntax.units import Unit, iter_units
 
 from ..picture import Picture, plane_crc32, plane_md5
+from . import probe
 
 CHROMA_FORMAT_NAMES = {0: "400", 1: "420", 3: "444"}
 
@@ -171,12 +172,36 @@ def check_latent_hash(dec, cp: CodedPicture, layer: int, y_hat, c_end: int) -> N
     want = hls.dph_latent_hash(dph[1]) if dph else None
     if want is None:
         cp.latent_check = ("absent", "", None, None)
+        if probe.COUNTER is not None:
+            probe.COUNTER[("latent hash (task mode)", "absent")] += 1
         return
     hash_type = dph[1].dph_hash_type
     got = latent_hash(y_hat, c_end, hash_type)
+    if probe.COUNTER is not None:
+        probe.COUNTER[("latent hash (task mode)", hls.DPH_HASH_TYPE_NAMES[hash_type])] += 1
     detail = "" if got == want else (f"latent of layers 0..{layer} (channels 0..{c_end - 1}): expected "
                                       f"{format_hash(want)} got {format_hash(got)}")
     cp.latent_check = ("mismatch" if detail else "match", detail, layer, hash_type)
+
+
+def _probe_picture(cp: CodedPicture) -> None:
+    """Decoding-process probe (probe.py): the coding mode of a picture and, for a
+    learned picture, its colour format, latent layers and decoding passes."""
+    mode = cp.ph.ph_pic_coding_mode
+    c = probe.COUNTER
+    c[("coding mode", hls.CODING_MODE_NAMES.get(mode, str(mode)))] += 1
+    if mode != hls.LEARNED_MODE:
+        return
+    sps = cp.sps
+    c[("learned colour format", "RGB 4:4:4" if sps.sps_colour_space_idc == 1 else
+       "YCbCr " + {1: "4:2:0", 3: "4:4:4"}.get(sps.sps_chroma_format_idc, "?"))] += 1
+    top = sps.sps_num_latent_layers_minus1
+    c[("latent layers of the SPS", str(top + 1))] += 1
+    lats = cp.units_of(hls.UT_LATENT)
+    highest = max((u.unit_layer_id for u in lats), default=-1)
+    c[("latent layers of a picture", "all" if highest == top else "upper layers absent")] += 1
+    two = any(u.payload.get("lat_ctx_substream") is not None for u in lats)
+    c[("latent decoding passes", "2 (checkerboard context)" if two else "1 (no spatial context)")] += 1
 
 
 def sps_picture_format(sps):
@@ -357,6 +382,8 @@ class Decoder:
 
     def _finish(self, cp: CodedPicture):
         mode = cp.ph.ph_pic_coding_mode
+        if probe.COUNTER is not None:
+            _probe_picture(cp)
         if self.task is not None:
             fn = TASK_DECODERS.get(mode)
             if fn is None:   # a conforming stream; branches are defined on learned pictures only
@@ -402,11 +429,25 @@ class Decoder:
         roi = None
         if cp.sps.sps_roi_enabled_flag:
             # T2.7: a picture without picture-level metadata has the previous picture's regions
+            signalled = False
             for u in cp.units_of(hls.UT_RESTORATION):
                 rm = u.payload
                 if rm.rm_picture_level_flag:
+                    signalled = True
                     self.seq_roi = [(rm.rm_roi_x[i], rm.rm_roi_y[i], rm.rm_roi_width_minus1[i] + 1,
                                      rm.rm_roi_height_minus1[i] + 1) for i in range(rm.rm_num_roi)]
             roi = list(self.seq_roi)
+            if probe.COUNTER is not None:
+                probe.COUNTER[("T2.7 regions of interest", "signalled in the picture" if signalled
+                               else "from the previous picture")] += 1
+                if signalled and not roi:
+                    probe.COUNTER[("T2.7 regions of interest", "none (rm_num_roi 0)")] += 1
+        if probe.COUNTER is not None:
+            probe.COUNTER[("output cropping", "conformance window" if cp.sps.sps_conformance_window_flag
+                           else "none")] += 1
+            if status in ("match", "mismatch"):
+                probe.COUNTER[("picture hash", hls.DPH_HASH_TYPE_NAMES[hash_type])] += 1
+            elif status == "absent":
+                probe.COUNTER[("picture hash", "no DPH unit of HighestLayer")] += 1
         self.output.append(DecodedPicture(cp.ph.ph_pic_order_cnt, out, status, detail, layer, roi=roi,
                                           hash_type=hash_type))

@@ -35,6 +35,7 @@ from syntax import hls
 from syntax.errors import BitstreamError
 
 from ..npzfile import read_npz
+from . import probe
 from .core import TASK_DECODERS, check_latent_hash
 from .intnet import check_bounds, from_npz
 from .learned_intra import (IN_CLIP, LAT_MAX, clip3, decode_latents, decoder_device, engine, learned_picture_units,
@@ -183,6 +184,8 @@ def decode_task_picture(dec, cp, task: str) -> TaskOutput:
         raise BitstreamError(f"task branch {br.entry.name} needs latent layers 0..{n - 1}; present: "
                              f"{sorted(u.unit_layer_id for u in lats)}", element="unit_layer_id",
                              clause="10.8", where=where)
+    if probe.COUNTER is not None:
+        probe.COUNTER[("task branch", br.entry.name)] += 1
     path = "int64" if dec.reference else "float64"
     q = cp.ph.ph_quality_idx
     dev = decoder_device(dec)

@@ -12,6 +12,7 @@ from syntax import hls
 from syntax.errors import BitstreamError
 
 from ...picture import Picture
+from .. import probe
 from . import bitdepth, postfilter, spatial, temporal
 
 
@@ -83,6 +84,19 @@ def restore_planes(p: Params, planes, post_filter: bool = True):
     return out
 
 
+def _probe_tools(p: Params, post_filter: bool) -> None:
+    """Decoding-process probe (probe.py): which Track 2 tools a coded sequence switches on."""
+    c = probe.COUNTER
+    c[("inner codec", {0: "HEVC", 1: "VVC"}.get(p.codec_idc, "?"))] += 1
+    c[("T2.3 spatial resampling", "on" if p.spatial else "off")] += 1
+    c[("T2.4 temporal resampling", "on" if p.temporal_ratio > 1 else "off")] += 1
+    c[("T2.5 bit depth", "BitDepthShift > 0" if p.shift else "BitDepthShift = 0")] += 1
+    c[("T2.5 bit depth", "d > 0 (InnerBitDepth > CodedBitDepth)" if p.inner_depth > p.coded_depth
+       else "d = 0")] += 1
+    for name, coeffs in (("luma", p.pf[0]), ("chroma", p.pf[1])):
+        c[("T2.6 post filter", f"{name} {'on' if post_filter and coeffs is not None else 'off'}")] += 1
+
+
 def reconstruct(p: Params, inner_pics, num_pics: int, post_filter: bool = True) -> list[Picture]:
     """Output pictures 0 .. num_pics - 1 of a coded sequence (T2.8)."""
     idx = temporal.coded_indices(num_pics, p.temporal_ratio)
@@ -90,6 +104,8 @@ def reconstruct(p: Params, inner_pics, num_pics: int, post_filter: bool = True) 
         raise BitstreamError(f"{len(inner_pics)} inner pictures for {len(idx)} coded pictures",
                              structure="inner_codec_payload", clause="T2.4")
     restored = {n: restore_planes(p, planes, post_filter) for n, planes in zip(idx, inner_pics)}
+    if probe.COUNTER is not None:
+        _probe_tools(p, post_filter)
     out = []
     for n in range(num_pics):
         if n in restored:
@@ -97,6 +113,9 @@ def reconstruct(p: Params, inner_pics, num_pics: int, post_filter: bool = True) 
         else:
             a = max(k for k in idx if k < n)
             b = min(k for k in idx if k > n)
+            if probe.COUNTER is not None:
+                probe.COUNTER[("T2.4 dropped picture", "repetition" if p.interp_idc == temporal.INTERP_REPEAT
+                               else "weighted average, gap 2" if b - a == 2 else "weighted average, gap >= 3")] += 1
             planes = [temporal.interpolate(pa, pb, a, b, n, p.interp_idc)
                       for pa, pb in zip(restored[a], restored[b])]
         out.append(Picture([np.ascontiguousarray(x, dtype=np.uint16) for x in planes], "420", p.bit_depth))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from .. import probe
+
 # T2.3: 8-tap luma filter fL, 1/16 sample phases (the H.266 luma
 # interpolation filter fL[ p ][ i ]).  Every row sums to 64.
 LUMA_FILTER = np.array([
@@ -61,6 +63,9 @@ def _filter_axis(a: np.ndarray, dst: int, table: np.ndarray, axis: int) -> np.nd
     src = a.shape[axis]
     ntaps = table.shape[1]
     idx, ph = ref_positions(src, dst, table.shape[0])
+    if probe.COUNTER is not None:
+        name = "T2.3 luma phase" if table.shape[0] == 16 else "T2.3 chroma phase"
+        probe.COUNTER.update((name, int(p)) for p in np.unique(ph))
     out = None
     for k in range(ntaps):
         pos = np.clip(idx + k - ntaps // 2 + 1, 0, src - 1)
