@@ -128,6 +128,91 @@ def _learned_base():
     return extract(_learned(70, 45, 45), 0)[0]
 
 
+def _learned_ycbcr(chroma_format, extra=()):
+    """YCbCr input to the learned codec (10.7): the crop of _learned, converted by 10.7's matrix."""
+    from refsw.colour import rgb_to_ycbcr
+    from refsw.content import default_image_path
+    from refsw.picture import read_png
+    src = read_png(default_image_path())
+    rgb = Picture([p[40:104, 60:124].copy() for p in src.planes], "444", 8, "rgb")
+    return _encode("learned", [rgb_to_ycbcr(rgb, chroma_format)], ["-q", "30", *extra])
+
+
+def _learned_face_latent_hash():
+    """The face picture of _learned_face with the latent hash (LatentHash 1): the task branch
+    checks the latent of layer 0 against the layer-0 DPH unit (8.6)."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+    im = np.asarray(Image.fromarray(data.astronaut()[:384, 64:576]).resize((256, 192), Image.BICUBIC))
+    pic = Picture([im[..., c].astype(np.uint16) for c in range(3)], "444", 8, "rgb")
+    return _encode("learned", [pic], ["-q", "20", "--LatentHash", "1"])
+
+
+def _learned_one_layer():
+    """One latent layer (sps_num_latent_layers_minus1 0, channels [0, 160), 10.1), which the
+    encoder's cfg does not offer: built from the learned picture encoder's units."""
+    from refsw.encoder.core import (CODING_MODE_TOOLS, PICTURE_ENCODERS, build_sps, hash_units,
+                                    layer_reconstructions)
+    from refsw.content import default_image_path
+    from refsw.picture import read_png
+    c, _ = parse(["--cfg", os.path.join(HERE, "cfg", "learned.cfg"), "-q", "30", "--TaskBranches", "none"],
+                 ENCODER_OPTIONS)
+    src = read_png(default_image_path())
+    pic = Picture([p[40:104, 60:124].copy() for p in src.planes], "444", 8, "rgb")
+    sps = build_sps(pic, c, tools={**CODING_MODE_TOOLS["learned"], "sps_num_latent_layers_minus1": 0})
+    units, recon = PICTURE_ENCODERS["learned"](Encoder(c), pic, sps, 0)
+    w = BitstreamWriter()
+    w.write_unit(hls.UT_SPS, sps)
+    for ut, payload, layer in units + hash_units(layer_reconstructions(units, recon), sps):
+        w.write_unit(ut, payload, layer_id=layer)
+    w.write_unit(hls.UT_EOS, Struct())
+    return w.getvalue()
+
+
+def _syntax_feature_profile():
+    """The Feature profile with sps_feature_coding_enabled_flag 1 and PCM pictures only (a coded
+    sequence need not have FEATURE pictures), without DPH units (8.6: "no hash")."""
+    d = _encode("pcm", [synth_picture(8, 8, "400", 8, t=t) for t in range(2)],
+                ["--Profile", "feature", "--PictureHash", "0"])
+    sps_unit = parse_units(d)[0]
+    sps = sps_unit.payload
+    sps.sps_feature_coding_enabled_flag = 1
+    return rewrite_unit(d, sps_unit, payload=sps)
+
+
+def _inner_tools_off():
+    """Every Track 2 tool enabled in the SPS and switched off in the sequence-level metadata
+    (rm_spatial_resampling_flag, rm_temporal_resampling_flag, rm_bit_depth_truncation_flag,
+    rm_post_filter_flag 0), ROI enabled with an empty region list (rm_num_roi 0) in picture 0
+    that the other pictures keep (T2.7): the output is that of the stream without tools (the first
+    4 pictures of inner_hevc_ra_none's input), whose SPS and sequence-level RESTORATION unit are
+    rewritten; its other units are kept."""
+    d = _inner(n=4)
+    units = parse_units(d)
+    sps, rm = units[0].payload, units[1].payload
+    assert units[1].unit_type == hls.UT_RESTORATION and not rm.rm_picture_level_flag
+    for flag in ("sps_roi_enabled_flag", "sps_spatial_resampling_enabled_flag", "sps_temporal_resampling_enabled_flag",
+                 "sps_bit_depth_truncation_enabled_flag", "sps_post_filter_enabled_flag"):
+        setattr(sps, flag, 1)
+    sps.sps_post_filter_id = 0
+    rm.rm_spatial_resampling_flag = rm.rm_temporal_resampling_flag = 0
+    rm.rm_bit_depth_truncation_flag = rm.rm_post_filter_flag = 0
+    w = BitstreamWriter()
+    w.write_unit(hls.UT_SPS, sps)
+    w.write_unit(hls.UT_RESTORATION, rm)
+    first_dph = next(u for u in units if u.unit_type == hls.UT_DPH)
+    out = [w.getvalue()]
+    for u in units[2:]:
+        if u is first_dph:
+            w2 = BitstreamWriter()
+            w2.sps = sps
+            w2.write_unit(hls.UT_RESTORATION, Struct(rm_picture_level_flag=1, rm_num_roi=0))
+            out.append(w2.getvalue())
+        out.append(d[u.offset:u.offset + 4 + u.size])
+    return b"".join(out)
+
+
 def _video(w=64, h=48, n=6, bit_depth=8):
     return [synth_picture(w, h, "420", bit_depth, t=t) for t in range(n)]
 
@@ -177,6 +262,36 @@ STREAMS = [
     ("inner_vvc_ra", "inner VVC (vvenc), random access GOP 16, 17 pictures, spatial resampling", ["inner", "vvc", "spatial"],
      lambda: _inner("--InnerCodec", "vvc", "--SpatialResampling", "1", "--GOPSize", "16", "--IntraPeriod", "16",
                     "--InnerPreset", "faster", n=17)),
+    # -- #28 "paths no stream exercises", #30 CRC-32 hash ---------------------------------------------
+    ("syntax_feature_profile_8x8", "Feature profile, sps_feature_coding_enabled_flag 1, PCM pictures only, "
+     "no DPH unit (\"no hash\", 8.6)", ["pcm", "feature_profile", "no_hash"], _syntax_feature_profile),
+    ("learned_ycbcr444_64x64", "learned intra, YCbCr 4:4:4 output (10.7 colour conversion)",
+     ["learned", "ycbcr", "444"], lambda: _learned_ycbcr("444")),
+    ("learned_ycbcr420_crc_64x64", "learned intra, YCbCr 4:2:0 output (10.7), CRC-32 picture hash and latent "
+     "hash (PictureHash 2, LatentHash 1)", ["learned", "ycbcr", "420", "crc_hash", "latent_hash"],
+     lambda: _learned_ycbcr("420", ["--PictureHash", "2", "--LatentHash", "1"])),
+    ("learned_one_layer_64x64", "learned intra with one latent layer (sps_num_latent_layers_minus1 0), no "
+     "task branch", ["learned", "one_layer"], _learned_one_layer),
+    ("learned_task_face_latent_hash_256x192", "learned_task_face_256x192 with the MD5 latent hash "
+     "(LatentHash 1): the face branch checks the latent of layer 0 (8.6)", ["learned", "task_branch",
+                                                                            "latent_hash"],
+     _learned_face_latent_hash),
+    ("inner_hevc_crc_hash", "inner HEVC, random access, CRC-32 picture hash (PictureHash 2, 20-byte DPH units)",
+     ["inner", "hevc", "crc_hash"], lambda: _inner("--PictureHash", "2", n=4)),
+    ("inner_hevc_spatial_072", "spatial resampling 46x34 -> 64x48 (ratio 0.72): every luma (16) and chroma "
+     "(32) filter phase of T2.3", ["inner", "spatial", "phases"],
+     lambda: _inner("--SpatialResampling", "1", "--SpatialResamplingRatio", "0.72")),
+    ("inner_hevc_temporal_gap4", "temporal resampling ratio 4, weighted average: pictures 1..3 from 0 and 4 "
+     "(gap 4, weights 3:1, 2:2, 1:3)", ["inner", "temporal"],
+     lambda: _inner("--TemporalResampling", "1", "--TemporalRatio", "4", n=5)),
+    ("inner_hevc_bitdepth_expand_10bit", "10-bit source truncated by 4: 6-bit samples in an 8-bit HEVC "
+     "stream (T2.5 with d = 2)", ["inner", "bitdepth", "10bit"],
+     lambda: _inner("--BitDepthTruncation", "1", "--BitDepthShift", "4", n=4, bit_depth=10)),
+    ("inner_hevc_postfilter_luma", "post filter on luma and chroma, no resampling (QP 45)",
+     ["inner", "postfilter"], lambda: _inner("--PostFilter", "1", "--QP", "45")),
+    ("inner_hevc_tools_off", "every Track 2 tool enabled in the SPS and off in the sequence-level metadata, "
+     "an empty ROI list (rm_num_roi 0) kept by the later pictures", ["inner", "tools_off", "roi"],
+     _inner_tools_off),
 ]
 
 # target layer Lt (8.1) a stream is decoded with; the manifest gives it as target_layer
@@ -306,6 +421,19 @@ def _neg_long_exp_golomb():
     return (len(body)).to_bytes(4, "big") + bytes(body) + d[sps.offset + 4 + sps.size:]
 
 
+def _neg_hash_type():
+    d = _base()
+    dph = _unit(d, "DPH")
+    return _patch(d, dph.offset + 6, 2)    # dph_hash_type, the first payload byte: 2 is reserved
+
+
+def _neg_latent_hash_not_learned():
+    d = _base()
+    dph = _unit(d, "DPH")
+    dph.payload.dph_latent_md5 = bytes(range(16))
+    return rewrite_unit(d, dph)
+
+
 NEGATIVE = [
     ("neg_truncated", "stream cut inside the PCM unit", "unit_length", "5.1", _neg_truncated),
     ("neg_forbidden_zero_bit", "forbidden_zero_bit equal to 1 in the PH unit", "forbidden_zero_bit", "5.2",
@@ -326,6 +454,9 @@ NEGATIVE = [
      "ph_pic_order_cnt", "8.1", _neg_poc_order),
     ("neg_exp_golomb_too_long", "ue(v) with more than 32 leading zero bits",
      "sps_pic_width_in_luma_samples", "4.3", _neg_long_exp_golomb),
+    ("neg_dph_hash_type", "dph_hash_type 2 (reserved)", "dph_hash_type", "7.8", _neg_hash_type),
+    ("neg_latent_hash_not_learned", "a latent hash (dph_latent_md5) in the DPH unit of a PCM picture",
+     "dph_latent_md5", "7.8", _neg_latent_hash_not_learned),
 ]
 
 

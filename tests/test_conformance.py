@@ -1,6 +1,7 @@
 """The conformance suite: runner, reproducibility, external decoders, coverage."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,14 +64,115 @@ def test_task_output_is_checked(tmp_path):
 
 
 def test_coverage_report(capsys):
-    run(["--coverage"])
+    """--coverage: element values (flags and small enumerations such as dph_hash_type value by
+    value), every T2.3 filter phase and the decoding-process branches, with percentages; the
+    suite reaches every element value, every phase and every branch but the two-pass latent
+    decoding of 10.9 (no model with a spatial context has registered integer data)."""
+    from refsw.decoder import probe
+    assert run(["--coverage"]) == 0
+    assert probe.COUNTER is None                    # the probe is off again after the run
     out = capsys.readouterr().out
-    assert "syntax coverage:" in out
+    m = re.search(r"syntax coverage: (\d+)/(\d+) element values \(100.0%\)", out)
+    assert m and m.group(1) == m.group(2)
+    assert "filter phase coverage (T2.3): 48/48 (100.0%): luma 16/16, chroma 32/32" in out
+    m = re.search(r"decoding-process branches: (\d+)/(\d+) \((\S+)%\)\n  not reached: (.*)", out)
+    assert m and int(m.group(1)) == int(m.group(2)) - 1
+    assert m.group(4) == "latent decoding passes: 2 (checkerboard context) (10.9)"
+    assert "not counted (feature payload: Track 1" in out and "fp_dim" in out
     spec = spec_elements()
     assert "sps_profile_idc" in spec and "ph_quality_idx" in spec and spec["sps_pcm_enabled_flag"] == "flag"
-    cov = coverage({"x": "        48  sps_profile_idc   u(8)   = 1\n        0  sps_pcm_enabled_flag u(1) = 1\n"})
+    assert spec["dph_hash_type"] == "enum" and spec["ph_pic_type"] == "enum"
+    cov = coverage({"x": "        48  sps_profile_idc   u(8)   = 1\n        0  sps_pcm_enabled_flag u(1) = 1\n"
+                         "        56  dph_hash_type  u(8) = 1\n"})
     got = dict(cov["items"])
     assert got["sps_profile_idc"] and got["sps_pcm_enabled_flag=1"] and not got["sps_pcm_enabled_flag=0"]
+    assert got["dph_hash_type=1"] and not got["dph_hash_type=0"] and "sps_chroma_format_idc=2" not in got
+    assert ("sps_chroma_format_idc=2", "shall not be 2 (6.1)") in cov["excluded"]
+
+
+#: what each stream added for #28 / #30 exercises: decoding-process probe keys (refsw.decoder.probe)
+NEW_STREAMS = {
+    "syntax_feature_profile_8x8": [("picture hash", "no DPH unit of HighestLayer")],
+    "learned_ycbcr444_64x64": [("learned colour format", "YCbCr 4:4:4")],
+    "learned_ycbcr420_crc_64x64": [("learned colour format", "YCbCr 4:2:0"), ("picture hash", "CRC-32"),
+                                   ("latent hash (task mode)", "CRC-32")],
+    "learned_one_layer_64x64": [("latent layers of the SPS", "1")],
+    "learned_task_face_latent_hash_256x192": [("latent hash (task mode)", "MD5")],
+    "inner_hevc_crc_hash": [("picture hash", "CRC-32")],
+    "inner_hevc_spatial_072": [("T2.3 spatial resampling", "on")] + [("T2.3 luma phase", p) for p in range(16)]
+    + [("T2.3 chroma phase", p) for p in range(32)],
+    "inner_hevc_temporal_gap4": [("T2.4 dropped picture", "weighted average, gap >= 3")],
+    "inner_hevc_bitdepth_expand_10bit": [("T2.5 bit depth", "d > 0 (InnerBitDepth > CodedBitDepth)")],
+    "inner_hevc_postfilter_luma": [("T2.6 post filter", "luma on"), ("T2.6 post filter", "chroma on")],
+    "inner_hevc_tools_off": [("T2.7 regions of interest", "none (rm_num_roi 0)"),
+                             ("T2.7 regions of interest", "from the previous picture")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW_STREAMS))
+def test_new_streams_exercise_their_paths(name):
+    """Each stream of #28 "Paths no stream exercises" (and the CRC stream of #30) reaches the
+    branches it is made for, with the probe on; with the probe off (None, the default) the
+    decoder records nothing."""
+    from collections import Counter
+    from refsw.conformance import decode_internal, decode_task
+    from refsw.decoder import probe
+    from syntax.units import parse_units
+    m = load_manifest(os.path.join(suite_dir(), "manifest.json"))
+    s = next(s for s in m["streams"] if s["name"] == name)
+    data = open(os.path.join(suite_dir(), s["file"]), "rb").read()
+    assert probe.COUNTER is None
+    got, _ = decode_internal(data)
+    assert got == s["md5"] and probe.COUNTER is None
+    probe.COUNTER = Counter()
+    try:
+        decode_internal(data)
+        for task in s.get("task_sha256") or {}:
+            decode_task(data, task)
+        reached = probe.COUNTER
+    finally:
+        probe.COUNTER = None
+    missing = [k for k in NEW_STREAMS[name] if k not in reached]
+    assert not missing, missing
+    units = parse_units(data)
+    if name == "inner_hevc_tools_off":
+        sps, rm = units[0].payload, units[1].payload
+        assert all(sps.get(f) for f in ("sps_roi_enabled_flag", "sps_spatial_resampling_enabled_flag",
+                                         "sps_temporal_resampling_enabled_flag",
+                                         "sps_bit_depth_truncation_enabled_flag", "sps_post_filter_enabled_flag"))
+        assert [rm.get(f) for f in ("rm_spatial_resampling_flag", "rm_temporal_resampling_flag",
+                                    "rm_bit_depth_truncation_flag", "rm_post_filter_flag")] == [0, 0, 0, 0]
+    if name == "inner_hevc_bitdepth_expand_10bit":
+        rm = units[1].payload
+        assert (rm.rm_inner_bit_depth_minus8 + 8) - (10 - rm.rm_bit_depth_shift) == 2      # d = 2
+    if name == "inner_hevc_spatial_072":
+        rm = units[1].payload
+        assert (rm.rm_coded_width_in_luma_samples, rm.rm_coded_height_in_luma_samples) == (46, 34)
+    if "crc" in name:
+        assert {u.payload.dph_hash_type for u in units if u.unit_type == 8} == {1}
+
+
+def test_latent_hash_mismatch_fails_the_stream(tmp_path):
+    """A stream whose decoded latent differs from its latent hash fails with LatentHashMismatch,
+    even when the manifest's picture hashes are those of the (tampered) stream."""
+    import hashlib
+    from refsw.conformance import decode_internal, trace_of
+    from test_picture_hash import _tamper_latent   # tests/ is on sys.path (pytest rootdir-relative import)
+    etree, _ = _junit_schema()
+    d = tmp_path / "suite"
+    shutil.copytree(suite_dir(), d)
+    m = json.loads((d / "manifest.json").read_text())
+    s = next(s for s in m["streams"] if s["name"] == "learned_ycbcr420_crc_64x64")
+    bad = _tamper_latent((d / s["file"]).read_bytes())
+    (d / s["file"]).write_bytes(bad)
+    s["bitstream_sha256"] = hashlib.sha256(bad).hexdigest()
+    s["trace_sha256"] = hashlib.sha256(trace_of(bad).encode()).hexdigest()
+    s["md5"] = decode_internal(bad)[0]
+    (d / "manifest.json").write_text(json.dumps(m))
+    out = tmp_path / "j.xml"
+    assert run(["--suite", str(d), "-k", s["name"], "--junit", str(out)]) == 1
+    f = etree.parse(str(out)).getroot().find("testsuite/testcase/failure")
+    assert f.get("type") == "LatentHashMismatch" and "latent of layers 0..0" in f.get("message")
 
 
 def _junit_schema():
