@@ -32,8 +32,11 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # CPU torch first (a file on these machines); the project's range then pulls nothing more.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test,ctc]"
+.venv/bin/python -m pip install -q -e ".[test,ctc,track1]"
 # MTCNN face-detector weights for the Track 2 ROI tool and task metric; its declared
 # dependencies would replace torch with a CUDA build, so no deps (only weight files are used).
 .venv/bin/python -m pip install -q --no-deps "facenet-pytorch==2.6.0"
+# PP-OCRv4 text detector of Track 1 (refsw.tasks.split); its declared opencv-python would clash with
+# opencv-python-headless, so no deps (the track1 extra installs what its detector needs).
+.venv/bin/python -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4"
 echo "setup: done (.venv)"

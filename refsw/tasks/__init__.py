@@ -12,6 +12,10 @@ A task network maps a :class:`refsw.picture.Picture` to detections::
 Boxes are in luma sample coordinates of the picture, x1/y1 exclusive.
 ``get_task_network("module:Class")`` loads a user network (e.g. a Faster
 R-CNN or JDE wrapper) without touching refsw.
+
+Split networks (Track 1 feature coding: part 1, the cut tensors, part 2 and
+the post-processing) are in :mod:`refsw.tasks.split`
+(``get_split_network("ppocr_det")``); each is also a task network.
 """
 from __future__ import annotations
 
@@ -33,8 +37,20 @@ def hog_detector(**kw):
     return HogPeopleDetector(**kw)
 
 
+def ppocr_text_detector(**kw):
+    from .split import PpOcrTextDetector
+    return PpOcrTextDetector(**kw)
+
+
 TASK_NETWORKS["mtcnn"] = mtcnn_detector
 TASK_NETWORKS["hog"] = hog_detector
+TASK_NETWORKS["ppocr_det"] = ppocr_text_detector   # a split network (refsw.tasks.split), run whole
+
+
+def get_split_network(name: str, **kw):
+    """A split network (Track 1) by name or ``module:Class``: see :mod:`refsw.tasks.split`."""
+    from .split import get_split_network as get
+    return get(name, **kw)
 
 
 def parse_network_args(text: str) -> dict:
