@@ -23,11 +23,18 @@ Ground truth: the item's ``boxes`` in the test-set manifest (``[[x0, y0,
 x1, y1], ...]`` per picture item, or per frame ``[[[...], ...], ...]``; see
 ctc/testsets/text.json and refsw/tasks/text_data.py).  Each point's detail
 (``task_detail`` in its JSON) keeps TP, FP, FN, the network and its time, so
-a whole test set can be pooled (:func:`pooled_prf`).
+a whole test set can be pooled (:func:`pooled_prf`).  A picture without
+text scores F1 = 0 or 1, so the per-item values (and their BD-rates) are
+coarse; the set's curve is the pooled one, one point per rate point:
+
+    python -m refsw.ctc.text_metric ctc-results/task_text    # codec, point, bpp, P, R, F1
 """
 from __future__ import annotations
 
 import functools
+import glob
+import json
+import os
 import time
 
 import numpy as np
@@ -165,3 +172,49 @@ def text_f1(item: dict, ctc: dict) -> TextF1:
     except ValueError as e:
         raise ValueError(f"TaskNetwork / TaskNetworkArgs: {e}") from None
     return TextF1(net)
+
+
+def pooled_points(out_dir: str) -> list[dict]:
+    """One row per (codec, rate point) of a refsw-ctc output folder: bpp = total bits /
+    total pixels, P, R, F1 from the TP/FP/FN pooled over all items.  A point that is
+    not ok for every item of its codec is left out."""
+    groups, items = {}, {}
+    for path in sorted(glob.glob(os.path.join(out_dir, "*", "*", "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            r = json.load(f)
+        if not isinstance(r, dict) or "codec" not in r or "label" not in r:
+            continue
+        items.setdefault(r["codec"], set()).add(r.get("sequence"))
+        d = (r.get("task_detail") or {}).get(NAME)
+        if r.get("status") == "ok" and d is not None and "tp" in d:
+            groups.setdefault((r["codec"], r["label"]), []).append((r, d))
+    rows = []
+    for (codec, label), rs in groups.items():
+        if len(rs) != len(items[codec]):
+            continue
+        px = sum(r["width"] * r["height"] * r.get("frames", 1) for r, _ in rs)
+        row = {"codec": codec, "label": label, "items": len(rs), "bpp": sum(r["bits"] for r, _ in rs) / px}
+        row.update(pooled_prf(d for _, d in rs))
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["codec"], r["bpp"]))
+
+
+def main(argv=None) -> int:
+    import argparse
+    ap = argparse.ArgumentParser(prog="python -m refsw.ctc.text_metric",
+                                 description="pooled text-detection P, R, F1 per rate point of a refsw-ctc run")
+    ap.add_argument("out_dir", help="the output folder of refsw-ctc run (TaskMetric text_f1)")
+    a = ap.parse_args(argv)
+    rows = pooled_points(a.out_dir)
+    if not rows:
+        print(f"{a.out_dir}: no point with a text_f1 detail")
+        return 1
+    print(f"{'codec':8} {'point':8} {'items':>5} {'bpp':>8} {'P':>6} {'R':>6} {'F1':>6} {'TP':>5} {'FP':>5} {'FN':>5}")
+    for r in rows:
+        print(f"{r['codec']:8} {r['label']:8} {r['items']:5d} {r['bpp']:8.4f} {r['precision']:6.3f} {r['recall']:6.3f} "
+              f"{r['F1']:6.3f} {r['tp']:5d} {r['fp']:5d} {r['fn']:5d}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
