@@ -226,10 +226,11 @@ def split_onnx(model, cut_names: Sequence[str], *, input_names: Sequence[str] | 
     return p1, p2
 
 
-def _probe_strides(sess1, input_name: str, cut_names, size: int = 256) -> list[int]:
+def _probe_cut(sess1, input_name: str, cut_names, size: int = 256) -> list[tuple]:
+    """(name, channels, stride) of each cut tensor, from part 1 run on a size x size zero input."""
     x = np.zeros((1, 3, size, size), np.float32)
     outs = sess1.run(list(cut_names), {input_name: x})
-    return [size // o.shape[2] for o in outs]
+    return [(n, int(o.shape[1]), size // int(o.shape[2])) for n, o in zip(cut_names, outs)]
 
 
 class OnnxSplitNetwork(SplitNetwork):
@@ -256,10 +257,7 @@ class OnnxSplitNetwork(SplitNetwork):
         self.input_name = input_name or self.s1.get_inputs()[0].name
         self.output_names = list(output_names or [o.name for o in self.s2.get_outputs()])
         if cut and all(isinstance(c, str) for c in cut):
-            names = list(cut)
-            strides = _probe_strides(self.s1, self.input_name, names)
-            ch = {o.name: o.shape[1] for o in self.s1.get_outputs()}
-            cut = [(n, int(ch[n]), s) for n, s in zip(names, strides)]
+            cut = _probe_cut(self.s1, self.input_name, list(cut))
         self.cut = _cut(cut)
         missing = {c.name for c in self.cut} - {i.name for i in self.s2.get_inputs()}
         if missing:
