@@ -338,7 +338,7 @@ def test_cli_ra_default_content(tmp_path):
     assert "carphone_qcif_33.y4m" in r.stdout and "ROI: mtcnn" in r.stdout
     r = _cli("refsw-decode", "-b", "x.bin", "-o", "x.yuv", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("[MD5:OK]") == 9
+    assert r.stdout.count("[CRC:OK]") == 9          # ctc/ra.cfg: PictureHash 2
     assert os.path.getsize(tmp_path / "x.yuv") == 9 * 176 * 144 * 3 // 2
     # a corrupted INNER payload: one line on stderr, exit status 2, no traceback
     data = (tmp_path / "x.bin").read_bytes()
@@ -356,7 +356,7 @@ def test_cli_ctc_cfgs_full(tmp_path, name):
     outs = []
     for threads in ("1", "2"):
         r = _cli("refsw-decode", "-b", "x.bin", "-o", f"x{threads}.yuv", "--Threads", threads, cwd=tmp_path)
-        assert r.returncode == 0 and r.stdout.count("[MD5:OK]") == 33, r.stderr
+        assert r.returncode == 0 and r.stdout.count("[CRC:OK]") == 33, r.stderr
         outs.append((tmp_path / f"x{threads}.yuv").read_bytes())
     assert outs[0] == outs[1]
 
