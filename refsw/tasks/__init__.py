@@ -19,9 +19,8 @@ the post-processing) are in :mod:`refsw.tasks.split`
 """
 from __future__ import annotations
 
-import importlib
 
-from .network import CentreBox, Detection, FullPicture, TaskNetwork, picture_to_rgb8  # noqa: F401
+from .network import CentreBox, Detection, FullPicture, TaskNetwork, build_network, picture_to_rgb8  # noqa: F401
 
 
 TASK_NETWORKS = {"full": FullPicture, "centre": CentreBox}
@@ -78,24 +77,7 @@ def parse_network_args(text: str) -> dict:
 def get_task_network(name: str, **kw) -> TaskNetwork:
     """A task network by registry name or ``module:Class`` (the module must be
     importable, e.g. through PYTHONPATH); ``kw`` are its settings."""
-    if name in TASK_NETWORKS:
-        try:
-            return TASK_NETWORKS[name](**kw)
-        except TypeError as e:
-            raise ValueError(f"task network {name!r}: {e}") from None
-    if ":" in name:
-        mod, cls = name.split(":", 1)
-        try:
-            obj = getattr(importlib.import_module(mod), cls)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"task network {name!r}: {e} (a module:Class network must be importable, "
-                             f"e.g. through PYTHONPATH)")
-        try:
-            net = obj(**kw)
-        except TypeError as e:
-            raise ValueError(f"task network {name!r}: {e}") from None
-        if not hasattr(net, "detect"):
-            raise ValueError(f"task network {name!r} has no detect(picture) method")
-        return net
-    raise ValueError(f"unknown task network {name!r}; known: {', '.join(sorted(TASK_NETWORKS))} "
-                     "or module:Class")
+    net = build_network(TASK_NETWORKS, name, kw, "task network")
+    if not hasattr(net, "detect"):
+        raise ValueError(f"task network {name!r} has no detect(picture) method")
+    return net

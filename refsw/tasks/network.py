@@ -1,6 +1,7 @@
 """The task-network interface: detections, networks, picture conversion."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,3 +71,24 @@ def picture_to_rgb8(picture) -> np.ndarray:
         u, v = (cb - 128) * (255 / 224), (cr - 128) * (255 / 224)
         rgb = np.stack([yy + 1.402 * v, yy - 0.344136 * u - 0.714136 * v, yy + 1.772 * u], axis=-1)
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+
+def build_network(registry: dict, name: str, kw: dict, what: str):
+    """An instance of network ``name`` with settings ``kw``: ``registry[name](**kw)`` or, for
+    ``module:Class``, ``Class(**kw)`` from an importable module.  ValueError naming ``what``
+    (e.g. "task network") on an unknown name, an import failure or wrong settings."""
+    if name in registry:
+        factory = registry[name]
+    elif ":" in name:
+        mod, cls = name.split(":", 1)
+        try:
+            factory = getattr(importlib.import_module(mod), cls)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"{what} {name!r}: {e} (a module:Class network must be importable, "
+                             f"e.g. through PYTHONPATH)") from None
+    else:
+        raise ValueError(f"unknown {what} {name!r}; known: {', '.join(sorted(registry))} or module:Class")
+    try:
+        return factory(**kw)
+    except TypeError as e:
+        raise ValueError(f"{what} {name!r}: {e}") from None

@@ -78,7 +78,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .network import Detection, TaskNetwork, picture_to_rgb8
+from .network import Detection, TaskNetwork, build_network, picture_to_rgb8
 
 
 @dataclass(frozen=True)
@@ -603,29 +603,12 @@ def get_split_network(name: str, **kw) -> SplitNetwork:
     """A split network by registry name (:data:`SPLIT_NETWORKS`) or ``module:Class``
     (a :class:`SplitNetwork`, or a torch plug-in wrapped by :class:`TorchSplitNetwork`;
     the module must be importable, e.g. through PYTHONPATH); ``kw`` are its settings."""
-    if name in SPLIT_NETWORKS:
-        try:
-            return SPLIT_NETWORKS[name](**kw)
-        except TypeError as e:
-            raise ValueError(f"split network {name!r}: {e}") from None
-    if ":" in name:
-        mod, cls = name.split(":", 1)
-        try:
-            obj = getattr(importlib.import_module(mod), cls)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"split network {name!r}: {e} (a module:Class network must be importable, "
-                             f"e.g. through PYTHONPATH)") from None
-        try:
-            net = obj(**kw)
-        except TypeError as e:
-            raise ValueError(f"split network {name!r}: {e}") from None
-        if isinstance(net, SplitNetwork):
-            return net
-        if hasattr(net, "part1_module"):
-            return TorchSplitNetwork(net)
-        if all(hasattr(net, a) for a in ("part1", "part2", "postprocess", "cut")):
-            return net
-        raise ValueError(f"split network {name!r}: {cls} is neither a SplitNetwork nor a plug-in with "
-                         f"part1_module / part2_module (see refsw.tasks.split)")
-    raise ValueError(f"unknown split network {name!r}; known: {', '.join(sorted(SPLIT_NETWORKS))} "
-                     "or module:Class")
+    net = build_network(SPLIT_NETWORKS, name, kw, "split network")
+    if isinstance(net, SplitNetwork):
+        return net
+    if hasattr(net, "part1_module"):
+        return TorchSplitNetwork(net)
+    if all(hasattr(net, a) for a in ("part1", "part2", "postprocess", "cut")):
+        return net
+    raise ValueError(f"split network {name!r}: {type(net).__name__} is neither a SplitNetwork nor a plug-in "
+                     f"with part1_module / part2_module (see refsw.tasks.split)")
