@@ -19,7 +19,6 @@ the post-processing) are in :mod:`refsw.tasks.split`
 """
 from __future__ import annotations
 
-
 from .network import CentreBox, Detection, FullPicture, TaskNetwork, build_network, picture_to_rgb8  # noqa: F401
 
 
