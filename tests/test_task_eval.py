@@ -14,7 +14,7 @@ from refsw.ctc.testsets import TestSetError as TSError, load_testset, pin_direct
 from refsw.picture import Picture, write_png
 from refsw.tasks import Detection
 from refsw.tasks.evaluate import ap_from_matches, average_precision
-from refsw.ctc.detection_metric import FaceAP
+from refsw.ctc.detection_metric import DetectionAP
 
 
 def _rgb(w, h, seed=0):
@@ -39,7 +39,7 @@ class FakeNet:
 
 
 def fake_face_ap(item, ctc):
-    return FaceAP(net=FakeNet())
+    return DetectionAP(net=FakeNet())
 
 
 def _with_first(pic, v):
@@ -51,7 +51,7 @@ def _with_first(pic, v):
 def test_face_ap_metric_and_source_cache(tmp_path):
     src = _with_first(_rgb(64, 64), 0)
     net = FakeNet()
-    m = FaceAP(net=net, cache_dir=str(tmp_path))
+    m = DetectionAP(net=net, cache_dir=str(tmp_path))
     item = {"name": "x", "prepared_sha256": "ab" * 32}
     same = m.evaluate(item, [src], [src])
     assert same["AP50"] == pytest.approx(1.0)          # GT: the 0.95 box only (score >= 0.9)
@@ -60,7 +60,7 @@ def test_face_ap_metric_and_source_cache(tmp_path):
     assert m.evaluate(item, [src], [_with_first(src, 255)])["AP50"] == 0.0   # box moved by 31 px
     assert net.calls == 3                               # the source once
     assert os.path.isfile(tmp_path / f"fake-{'ab' * 32}.json")
-    m2 = FaceAP(net=FakeNet(), cache_dir=str(tmp_path))
+    m2 = DetectionAP(net=FakeNet(), cache_dir=str(tmp_path))
     assert m2.evaluate_detections(item, [src], [[(0.0, 8.0, 24.0, 32.0, 0.3)]])["AP50"] == pytest.approx(1.0)
     assert m2.net.calls == 0                            # source detections from the disk cache
 
@@ -73,7 +73,7 @@ def test_pooled_ap_equals_ap_over_the_whole_set():
         gts.append(g)
         dets.append([(b[0] + rng.normal(0, 4), b[1], b[2], b[3] + rng.normal(0, 4), float(rng.random())) for b in g]
                     + [tuple(rng.uniform(0, 90, 4)) + (float(rng.random()),)])
-    m = FaceAP(net=FakeNet())
+    m = DetectionAP(net=FakeNet())
     parts = []
     for g, ds in zip(gts, dets):
         m.ground_truth = lambda item, sources, g=g: [g]

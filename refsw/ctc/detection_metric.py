@@ -11,7 +11,7 @@ Ground truth (the VCM pseudo-GT practice, as benchmarks/track2.py): the task
 network's detections with a score of at least TaskGtScore on the uncompressed
 source.  The metric runs the same network on the decoded pictures (all its
 detections) and gives the AP at IoU 0.5 (:func:`refsw.tasks.evaluate.average_precision`)
-as the column ``task_AP50``; the report names the network.  :meth:`FaceAP.evaluate_detections` scores
+as the column ``task_AP50``; the report names the network.  :meth:`DetectionAP.evaluate_detections` scores
 other detections (a task branch's, ``task_branch_AP50``) the same way.
 
 Each value comes with a detail (``task_detail`` in the point's JSON): the
@@ -106,9 +106,6 @@ class DetectionAP(TaskMetric):
 
     def evaluate_detections(self, item, sources, dets):
         return self.score(item, sources, dets)
-
-
-FaceAP = DetectionAP   # the name of stop 24
 
 
 def face_ap(item: dict, ctc: dict) -> DetectionAP:

@@ -12,7 +12,9 @@ sps_model_id, from its integer data (``<model>_int.npz``):
 3. LATENT units (10.4): layer l carries channels [C_l, C_(l+1)); its symbols
    s are decoded with the table that k (and, for F = 2, the mean's fraction)
    selects; y_hat = s + mu, mu the rounded mean. Channels of layers not
-   decoded take y_hat = mu.
+   decoded take y_hat = mu. A model with a spatial context (10.9) decodes
+   each layer in two passes: the anchors with these parameters, then the
+   non-anchors with parameters refined by the context network.
 4. Synthesis (10.5): a = Clip3(-2^15, 2^15-1, (Clip3(-2^20, 2^20, y_hat) * GD[q][c] + rnd) >> Sg),
    then the integer layers of g_s, whose last layer gives the R, G, B
    samples in [0, 255].
@@ -75,16 +77,9 @@ class IntModel:
         acc_hs = check_bounds(self.hs, LAT_MAX, name="h_s",
                               extra_mult=np.concatenate([self.mu_mult.ravel(), self.ls_mult.ravel()]))[-1]
         check_bounds(self.gs, LAT_MAX, name="g_s")
-        # the Requant products outside the layers (10.3, 10.5): |v| * Max|m| + Max|a| + 2^(s-1) < 2^63
-        for what, vmax, mult, add, shift in (
-                ("ZD (10.3 step 2)", IN_CLIP, self.zd_mult, 0, self.zd_shift),
-                ("GD (10.5)", IN_CLIP, self.gd_mult, 0, self.gd_shift),
-                ("MU (10.3 step 3)", acc_hs, self.mu_mult, 0, self.mu_shift - self.mu_frac_bits),
-                ("LS, LSA (10.3 step 3)", acc_hs, self.ls_mult, int(np.abs(self.ls_add).max()), self.ls_shift)):
-            if vmax * int(np.abs(mult).max()) + add + (1 << max(shift - 1, 0)) >= 1 << 63:
-                raise ValueError(f"{path}: requantisation product bound of {what} >= 2^63")
         # 10.9 spatial context (checkerboard): present for models with ctx.* data
         self.ctx = from_npz(z, "ctx") if "ctx.num_layers" in z else None
+        acc_mu_ls = acc_hs          # bound of the accumulator the MU and LS requantise
         if self.ctx is not None:
             if int(z["ctx.idc"]) != 1:
                 raise ValueError(f"{path}: context model {int(z['ctx.idc'])} is not defined (10.9)")
@@ -92,16 +87,19 @@ class IntModel:
             self.ctx_c_mult = z["ctx.c_mult"]
             self.ctx_p_shift, self.ctx_c_shift = (int(v) for v in z["ctx.shifts"])
             acc_ctx = check_bounds(self.ctx, LAT_MAX, name="ctx")[-1]
-            for what, vmax, mult, shift in (("PM (10.9)", acc_hs, self.ctx_p_mult, self.ctx_p_shift),
-                                            ("CM (10.9)", acc_ctx, self.ctx_c_mult, self.ctx_c_shift)):
-                if vmax * int(np.abs(mult).max()) + (1 << (shift - 1)) >= 1 << 63:
-                    raise ValueError(f"{path}: requantisation product bound of {what} >= 2^63")
-            # the refined accumulator acc_hs + delta stays within the bound of the MU / LS products
-            delta = (acc_ctx * int(np.abs(self.ctx_c_mult).max()) >> self.ctx_c_shift) + 1
-            for what, mult, add, shift in (("MU (10.9)", self.mu_mult, 0, self.mu_shift - self.mu_frac_bits),
-                                           ("LS (10.9)", self.ls_mult, int(np.abs(self.ls_add).max()), self.ls_shift)):
-                if (acc_hs + delta) * int(np.abs(mult).max()) + add + (1 << max(shift - 1, 0)) >= 1 << 63:
-                    raise ValueError(f"{path}: requantisation product bound of {what} >= 2^63")
+            # the refined accumulator acc_hs + ((accC * CM + rnd) >> Sc) at the non-anchors
+            acc_mu_ls = acc_hs + (acc_ctx * int(np.abs(self.ctx_c_mult).max()) >> self.ctx_c_shift) + 1
+        # the Requant products outside the layers (10.3, 10.5, 10.9): |v| * Max|m| + Max|a| + 2^(s-1) < 2^63
+        products = [("ZD (10.3 step 2)", IN_CLIP, self.zd_mult, 0, self.zd_shift),
+                    ("GD (10.5)", IN_CLIP, self.gd_mult, 0, self.gd_shift),
+                    ("MU (10.3 step 3)", acc_mu_ls, self.mu_mult, 0, self.mu_shift - self.mu_frac_bits),
+                    ("LS, LSA (10.3 step 3)", acc_mu_ls, self.ls_mult, int(np.abs(self.ls_add).max()), self.ls_shift)]
+        if self.ctx is not None:
+            products += [("PM (10.9)", acc_hs, self.ctx_p_mult, 0, self.ctx_p_shift),
+                         ("CM (10.9)", acc_ctx, self.ctx_c_mult, 0, self.ctx_c_shift)]
+        for what, vmax, mult, add, shift in products:
+            if vmax * int(np.abs(mult).max()) + add + (1 << max(shift - 1, 0)) >= 1 << 63:
+                raise ValueError(f"{path}: requantisation product bound of {what} >= 2^63")
         self.cache = {}
 
     @property
@@ -290,10 +288,10 @@ def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64
         s = decode_substreams(_subs(u.payload.lat_substream), kk[c0:c1][:, A], gt)
         y_hat[0, c0:c1][:, A] += s.astype(np.int64)
     # the context, then the second pass: the non-anchors
-    a = to_numpy(m.synthesis_input(to_device(y_hat, device), q, device)) * A.astype(np.int64)
-    for c in range(m.M):
-        if not any(c0 <= c < c1 for _, c0, c1 in layers):
-            a[0, c] = 0          # channels of absent layers: no context input
+    present = np.zeros(m.M, dtype=bool)      # channels of the present layers; the others feed 0
+    for _, c0, c1 in layers:
+        present[c0:c1] = True
+    a = to_numpy(m.synthesis_input(to_device(y_hat, device), q, device)) * (A & present[:, None, None])
     acc2 = m.context_acc(acc, to_device(a, device), q, path, device)
     mu2, k2 = (to_numpy(v) for v in m.entropy_params(acc2, q, device))
     N = ~A

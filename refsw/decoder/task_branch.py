@@ -164,11 +164,7 @@ def decode_task_picture(dec, cp, task: str) -> TaskOutput:
     """Clause 10.8: task-branch decoding of a learned picture."""
     sps = cp.sps
     where = f"unit {cp.ph_unit.index}"
-    if cp.ph.ph_pic_coding_mode != hls.LEARNED_MODE:
-        # a conforming stream; the branch is only defined on learned pictures (8.2)
-        raise ValueError(f"Task: picture {cp.ph.ph_pic_order_cnt} ({where}) has ph_pic_coding_mode "
-                         f"{cp.ph.ph_pic_coding_mode} ({hls.CODING_MODE_NAMES.get(cp.ph.ph_pic_coding_mode)}); "
-                         f"task-branch decoding (10.8) applies to learned pictures only")
+    # registered for learned pictures only (TASK_DECODERS): core refuses the other modes
     m, H, W, hyp, lats = learned_picture_units(cp)
     br = int_branch(sps.sps_model_id, task)
     br.check_codec(m)

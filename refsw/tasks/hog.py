@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .evaluate import iou
 from .network import Detection, TaskNetwork, picture_to_rgb8
 
 
@@ -49,20 +50,10 @@ class HogPeopleDetector(TaskNetwork):
         return _nms(dets, self.nms)
 
 
-def _nms(dets, iou: float):
+def _nms(dets, thr: float):
     """Greedy non-maximum suppression by score (OpenCV's HOG returns overlapping windows)."""
     kept = []
     for d in sorted(dets, key=lambda d: -d.score):
-        area = (d.x1 - d.x0) * (d.y1 - d.y0)
-        ok = True
-        for k in kept:
-            iw = min(d.x1, k.x1) - max(d.x0, k.x0)
-            ih = min(d.y1, k.y1) - max(d.y0, k.y0)
-            if iw > 0 and ih > 0:
-                inter = iw * ih
-                if inter / (area + (k.x1 - k.x0) * (k.y1 - k.y0) - inter) > iou:
-                    ok = False
-                    break
-        if ok:
+        if all(iou(d.box, k.box) <= thr for k in kept):
             kept.append(d)
     return kept

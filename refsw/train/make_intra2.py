@@ -16,9 +16,10 @@ import sys
 
 import torch
 
-from refsw.models.intra import POINT_TABLES, IntraCodec, IntraConfig, check_lambdas, remap_point_tables
-from refsw.models.io import export_npz, model_from_arrays, read_npz
+from refsw.models.intra import IntraCodec, IntraConfig, check_lambdas, remap_point_tables
+from refsw.models.io import export_npz, read_npz
 from refsw.models.registry import INTRA_V2
+from refsw.train.train_intra import init_from_npz
 from refsw.train.widen import widen_model
 
 # model 2 as registered (refsw.models.registry.INTRA_V2, docs/models/intra_v2.md)
@@ -28,16 +29,13 @@ LAMBDAS = INTRA_V2.lambdas
 
 
 @torch.no_grad()
-def make_intra2(arrays, gs_channels=GS_CHANNELS, lambdas=LAMBDAS, ctx=(CTX_CHANNELS, CTX_BASE_CHANNELS),
+def make_intra2(path: str, gs_channels=GS_CHANNELS, lambdas=LAMBDAS, ctx=(CTX_CHANNELS, CTX_BASE_CHANNELS),
                 seed=0) -> IntraCodec:
-    m1 = model_from_arrays(arrays)
-    if "meta.trained_lambdas" in arrays:      # model 1's own trained points, not its remapped ones
-        trained = tuple(arrays["meta.trained_lambdas"].tolist())
-        for n in POINT_TABLES:
-            getattr(m1, n).data = torch.from_numpy(arrays["trained." + n].astype("float32"))
-        d = m1.cfg.to_dict()
-        d.update(num_points=len(trained), lambdas=list(trained))
-        m1.cfg = IntraConfig.from_dict(d)
+    """Model 2 from the model-1 weights in ``path``, taken at the points model 1 was
+    trained at (its ``trained.*`` tables) when the file has them."""
+    arrays = read_npz(path)
+    trained = tuple(arrays["meta.trained_lambdas"].tolist()) if "meta.trained_lambdas" in arrays else None
+    m1 = init_from_npz(path, trained)[0]
     g = torch.Generator().manual_seed(seed)
     wide = widen_model(m1, gs_channels, None, g)
     d = wide.cfg.to_dict()
@@ -60,7 +58,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     arrays = read_npz(a.input)
-    m2 = make_intra2(arrays, seed=a.seed)
+    m2 = make_intra2(a.input, seed=a.seed)
     meta = {"step": 0, "train_seconds": 0.0, "init_from_step": int(arrays["meta.step"])}
     export_npz(m2, a.output, meta)
     print(f"{a.output}: {m2.cfg.name}, decoder kMAC/px {m2.decoder_kmac_per_pixel()}, "
