@@ -276,6 +276,12 @@ STREAMS = [
      "(LatentHash 1): the face branch checks the latent of layer 0 (8.6)", ["learned", "task_branch",
                                                                             "latent_hash"],
      _learned_face_latent_hash),
+    ("learned_residual_130x67", "learned intra (quality 36) with the residual enhancement layer (clause 11, "
+     "res_qp 18), odd size", ["learned", "residual", "conformance_window"],
+     lambda: _learned(130, 67, 36, ["--ResidualQP", "18"])),
+    ("learned_residual_ycbcr420_64x64", "learned intra, YCbCr 4:2:0 output with the residual enhancement "
+     "layer (res_qp 12; Y, Cb, Cr residual, no YCoCg-R)", ["learned", "residual", "ycbcr", "420"],
+     lambda: _learned_ycbcr("420", ["--ResidualQP", "12"])),
     ("inner_hevc_crc_hash", "inner HEVC, random access, CRC-32 picture hash (PictureHash 2, 20-byte DPH units)",
      ["inner", "hevc", "crc_hash"], lambda: _inner("--PictureHash", "2", n=4)),
     ("inner_hevc_spatial_072", "spatial resampling 46x34 -> 64x48 (ratio 0.72): every luma (16) and chroma "
@@ -396,6 +402,12 @@ def _neg_two_dph():
     return d[:dph.offset + 4 + n] + one + d[dph.offset + 4 + n:]
 
 
+def _neg_residual_layer():
+    """The RESIDUAL unit of learned_residual_130x67 moved to layer 0 (the picture's top LATENT is layer 1)."""
+    d = _learned(130, 67, 36, ["--ResidualQP", "18"])
+    return rewrite_unit(d, _unit(d, "RESIDUAL"), layer_id=0)
+
+
 def _neg_layer_id():
     d = _base()
     return rewrite_unit(d, _unit(d, "PH"), layer_id=1)
@@ -455,6 +467,8 @@ NEGATIVE = [
     ("neg_exp_golomb_too_long", "ue(v) with more than 32 leading zero bits",
      "sps_pic_width_in_luma_samples", "4.3", _neg_long_exp_golomb),
     ("neg_dph_hash_type", "dph_hash_type 2 (reserved)", "dph_hash_type", "7.8", _neg_hash_type),
+    ("neg_residual_layer", "RESIDUAL unit in layer 0 of a picture whose highest LATENT unit is in layer 1",
+     "unit_layer_id", "8.2", _neg_residual_layer),
     ("neg_latent_hash_not_learned", "a latent hash (dph_latent_md5) in the DPH unit of a PCM picture",
      "dph_latent_md5", "7.8", _neg_latent_hash_not_learned),
 ]

@@ -37,6 +37,8 @@ ENCODER_OPTIONS = OptionTable([
            range=(0, 64), group=G_RATE),
     Option("LatentRefine", int, 0, "encoder-side RD optimisation of the latents: number of iterations "
            "(0: off; non-normative, refsw/encoder/latent_rdo.py)", range=(0, 10000), group=G_RATE),
+    Option("ResidualQP", int, -1, "residual enhancement layer of learned pictures (clause 11): its res_qp "
+           "(quantiser step doubles every 5.6); -1: no RESIDUAL unit", range=(-1, 63), group=G_RATE),
     Option("InnerCodec", str, "hevc", "inner codec of the Machine Video profile",
            choices=("hevc", "vvc"), group=G_STRUCT),
     Option("IntraPeriod", int, 1, "intra period of the inner codec (1: all intra, 0: only the first)",

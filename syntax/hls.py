@@ -20,11 +20,12 @@ UT_FEATURE = 6
 UT_RESTORATION = 7
 UT_DPH = 8
 UT_EOS = 9
+UT_RESIDUAL = 10
 
 UNIT_TYPE_NAMES = {
     UT_SPS: "SPS", UT_PH: "PH", UT_PCM: "PCM", UT_LATENT: "LATENT",
     UT_HYPER: "HYPER", UT_INNER: "INNER", UT_FEATURE: "FEATURE",
-    UT_RESTORATION: "RESTORATION", UT_DPH: "DPH", UT_EOS: "EOS",
+    UT_RESTORATION: "RESTORATION", UT_DPH: "DPH", UT_EOS: "EOS", UT_RESIDUAL: "RESIDUAL",
 }
 
 # Table 6-2: ph_pic_coding_mode
@@ -408,6 +409,25 @@ def end_of_sequence(rw, eos, sps):
     """End of a coded sequence (empty)."""
 
 
+# ---------------------------------------------------------------------------
+# 7.10 Residual enhancement layer
+# ---------------------------------------------------------------------------
+
+@syntax_structure("7.10")
+def residual_layer(rw, res, sps):
+    """Residual enhancement layer of a learned picture (clause 11): quantised 8x8
+    transform coefficients of each component, coded in res_substream."""
+    rw.u(6, "res_qp", 0, 63)
+    for c in range(1, num_comp(sps)):
+        rw.se("res_qp_delta", -63, 63, idx=c)
+        rw.shall(0 <= res.res_qp + res.res_qp_delta[c] <= 63,
+                 "res_qp + res_qp_delta[ c ] shall be in the range of 0 to 63", "res_qp_delta", "7.10")
+    for c in range(num_comp(sps)):
+        rw.se("res_scale_offset", -32, 32, idx=c)
+    entropy_substream(rw, rw.sub(res, "res_substream"))
+    rw.rbsp_trailing_bits()
+
+
 # unit_type -> (payload syntax structure, needs an active SPS)
 PAYLOAD_STRUCTURES = {
     UT_SPS: seq_parameter_set,
@@ -420,7 +440,8 @@ PAYLOAD_STRUCTURES = {
     UT_RESTORATION: restoration_metadata,
     UT_DPH: decoded_picture_hash,
     UT_EOS: end_of_sequence,
+    UT_RESIDUAL: residual_layer,
 }
 
 #: Unit types whose unit_layer_id may be non-zero (5.2); every other type has layer 0.
-LAYERED_UNIT_TYPES = frozenset({UT_LATENT, UT_DPH})
+LAYERED_UNIT_TYPES = frozenset({UT_LATENT, UT_DPH, UT_RESIDUAL})

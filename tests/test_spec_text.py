@@ -324,7 +324,7 @@ def test_reserved_units_get_the_checks_5_2_names_and_no_other():
     assert [x.type_name for x in u] == ["SPS", "PH", "PCM", "DPH", "EOS"]
     raw = [data[x.offset:x.offset + 4 + x.size] for x in u]
     # anywhere after the first unit, any layer id 0..62 and temporal id 0..6: skipped
-    odd = [_unit(40, 62, 6), _unit(10, 5, 3), _unit(63, 1, 0, b"")]
+    odd = [_unit(40, 62, 6), _unit(11, 5, 3), _unit(63, 1, 0, b"")]
     d = b"".join([raw[0], odd[0], raw[1], odd[1], raw[2], odd[2], raw[3], odd[0], raw[4]])
     out = Decoder().decode(d)
     assert [(p.hash_status, p.hash_layer) for p in out] == [("match", 0)]

@@ -193,6 +193,8 @@ def _all_units():
             (hls.UT_HYPER, Struct(hyp_num_channels=4, hyp_substream=_es()), 0),
             (hls.UT_LATENT, Struct(lat_num_channels=8, lat_substream=_es(0, 0)), 0),
             (hls.UT_LATENT, Struct(lat_num_channels=24, lat_substream=_es(300, 0)), 1),
+            (hls.UT_RESIDUAL, Struct(res_qp=30, res_qp_delta=[None, 7, -30], res_scale_offset=[0, -32, 32],
+                                     res_substream=_es(5, 2)), 1),
             (41, None, 0),
             (hls.UT_EOS, Struct(), 0),
         ]),

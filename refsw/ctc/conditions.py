@@ -49,6 +49,11 @@ CTC_OPTIONS = OptionTable([
            "(BT.709 full range; 444: HEVC only)", choices=("420", "444"), group=G_STRUCT),
     Option("QualityPoints", IntList, [], "refsw rate points: Quality values (learned mode); empty: the "
            "cfg's Quality", range=(0, 63), group=G_RATE),
+    Option("ResidualQPs", IntList, [], "refsw rate points with the residual enhancement layer (clause 11): "
+           "ResidualQP values, each coded at ResidualQuality; appended to QualityPoints", range=(0, 63),
+           group=G_RATE),
+    Option("ResidualQuality", int, 36, "quality index of the learned picture under the ResidualQPs points",
+           range=(0, 63), group=G_RATE),
     Option("InnerQPs", IntList, [], "refsw rate points in CodingMode inner: QP values; empty: the "
            "anchor QPs of the InnerCodec", range=(0, 63), group=G_RATE),
     Option("HevcQPs", IntList, [22, 27, 32, 37], "HEVC anchor QPs", range=(0, 51), group=G_RATE),
@@ -160,7 +165,7 @@ def refsw_points(cond: Condition) -> list[tuple[str, dict]]:
     """(label, encoder overrides) of the refsw rate points.
 
     pcm: one lossless point.  learned: one point per QualityPoints value
-    (or the cfg's Quality).  inner: one per InnerQPs value (or the anchor
+    (or the cfg's Quality), then one per ResidualQPs value (at ResidualQuality).  inner: one per InnerQPs value (or the anchor
     QPs of the InnerCodec)."""
     mode = cond.enc.CodingMode
     if mode == "pcm":
@@ -169,7 +174,9 @@ def refsw_points(cond: Condition) -> list[tuple[str, dict]]:
         qps = cond.ctc.InnerQPs or (cond.ctc.HevcQPs if cond.enc.InnerCodec == "hevc" else cond.ctc.VvcQPs)
         return [(f"qp{q}", {"QP": q}) for q in qps]
     qs = cond.ctc.QualityPoints or [cond.enc.Quality]
-    return [(f"q{q:02d}", {"Quality": q}) for q in qs]
+    rq = cond.ctc.ResidualQuality
+    return ([(f"q{q:02d}", {"Quality": q}) for q in qs]
+            + [(f"q{rq:02d}r{r:02d}", {"Quality": rq, "ResidualQP": r}) for r in cond.ctc.ResidualQPs])
 
 
 def env_path(p: str) -> str:

@@ -133,13 +133,14 @@ def _check_temporal_id(unit: Unit, cur: CodedPicture | None):
 
 
 def _check_layer_id(unit: Unit, cur: CodedPicture):
-    """5.2: LATENT and DPH units have a layer of the coded sequence (the other
-    types have layer 0, checked by the unit parser)."""
+    """5.2: LATENT, RESIDUAL and DPH units have a layer of the coded sequence (the
+    other types have layer 0, checked by the unit parser)."""
     top = cur.sps.sps_num_latent_layers_minus1
     if unit.unit_layer_id > top:
         raise unit_error(f"{unit.type_name} unit with unit_layer_id {unit.unit_layer_id}, the SPS has latent layers "
                    f"0..{top}", unit, element="unit_layer_id", clause="5.2", bitpos=unit.offset * 8 + 39,
-                   shall="unit_layer_id of a LATENT or DPH unit shall not exceed sps_num_latent_layers_minus1")
+                   shall="unit_layer_id of a LATENT, RESIDUAL or DPH unit shall not exceed "
+                         "sps_num_latent_layers_minus1")
 
 
 def crop_to_output(pic: Picture, sps) -> Picture:
@@ -202,6 +203,7 @@ def _probe_picture(cp: CodedPicture) -> None:
     c[("latent layers of a picture", "all" if highest == top else "upper layers absent")] += 1
     two = any(u.payload.get("lat_ctx_substream") is not None for u in lats)
     c[("latent decoding passes", "2 (checkerboard context)" if two else "1 (no spatial context)")] += 1
+    c[("residual enhancement layer (11)", "present" if cp.units_of(hls.UT_RESIDUAL) else "absent")] += 1
 
 
 def sps_picture_format(sps):
@@ -212,7 +214,7 @@ def sps_picture_format(sps):
 # units allowed inside a picture for each coding mode (8.1)
 _PICTURE_UNITS = {
     hls.PCM_MODE: {hls.UT_PCM, hls.UT_RESTORATION},
-    hls.LEARNED_MODE: {hls.UT_LATENT, hls.UT_HYPER, hls.UT_RESTORATION},
+    hls.LEARNED_MODE: {hls.UT_LATENT, hls.UT_HYPER, hls.UT_RESIDUAL, hls.UT_RESTORATION},
     hls.INNER_MODE: {hls.UT_INNER, hls.UT_RESTORATION},
     hls.FEATURE_MODE: {hls.UT_FEATURE},
 }

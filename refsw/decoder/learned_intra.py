@@ -37,6 +37,7 @@ from .entropy import RansSubstreams, RansTables, decode_substreams, gaussian_tab
 from . import intnet
 from .intnet import check_bounds, from_npz
 from .model_data import check_int_data, model_data
+from .residual import apply_residual
 
 IN_CLIP = 1 << 20
 LAT_MAX = 1 << 15
@@ -344,6 +345,35 @@ def decode_learned_picture(dec, cp: CodedPicture) -> Picture:
                              element="unit_layer_id", clause="8.2", where=f"unit {cp.ph_unit.index}")
     path = "int64" if dec.reference else "float64"
     dev = decoder_device(dec)
+    res = residual_unit(cp, layers[-1])
     y_hat = decode_latents(m, sps, hyp, lats, cp.ph.ph_quality_idx, H, W, path, dev)
     x = to_numpy(m.synthesis(y_hat, cp.ph.ph_quality_idx, path, dev))[0].astype(np.uint16)
-    return output_picture(x, sps)
+    pic = output_picture(x, sps)
+    if res is not None:
+        pic = apply_residual(pic, res.payload, sps.sps_colour_space_idc, f"unit {res.index}")
+    return pic
+
+
+def residual_unit(cp: CodedPicture, highest: int):
+    """8.2: the RESIDUAL unit of a learned picture (at most one, in the layer of its
+    highest LATENT unit, after the LATENT units), or None."""
+    res = cp.units_of(hls.UT_RESIDUAL)
+    if not res:
+        return None
+    u = res[0]
+    if len(res) > 1:
+        raise BitstreamError("a learned picture has 2 RESIDUAL units", element="unit_type", clause="8.2",
+                             where=f"unit {res[1].index}",
+                             shall="A learned picture shall contain at most one RESIDUAL unit")
+    if u.unit_layer_id != highest:
+        raise BitstreamError(f"RESIDUAL unit with unit_layer_id {u.unit_layer_id}; the highest LATENT unit of the "
+                             f"picture has {highest}", element="unit_layer_id", clause="8.2",
+                             where=f"unit {u.index}", bitpos=u.offset * 8 + 39,
+                             shall="The unit_layer_id of the RESIDUAL unit shall be equal to the largest "
+                                   "unit_layer_id of the LATENT units of its picture")
+    last_latent = max(x.index for x in cp.units_of(hls.UT_LATENT))
+    if u.index < last_latent:
+        raise BitstreamError("RESIDUAL unit before a LATENT unit of its picture", element="unit_type",
+                             clause="8.2", where=f"unit {u.index}",
+                             shall="The RESIDUAL unit shall follow the LATENT units of its picture")
+    return u

@@ -12,6 +12,14 @@ from syntax.units import BitstreamWriter
 from ..decoder.core import CHROMA_FORMAT_NAMES, crop_to_output, latent_hash
 from ..picture import Picture, picture_crc32, picture_md5
 
+
+def entropy_substream(subs) -> Struct:
+    """The entropy_substream() structure (7.2) of coded substreams."""
+    return Struct(es_num_lanes_minus1=subs.num_lanes - 1, es_lane_data_size=len(subs.lane_data),
+                  es_escape_data_size=len(subs.escape_data), es_lane_data=subs.lane_data,
+                  es_escape_data=subs.escape_data)
+
+
 CHROMA_IDC = {v: k for k, v in CHROMA_FORMAT_NAMES.items()}
 
 # picture encoders by coding mode name:

@@ -17,15 +17,8 @@ from syntax.rw import Struct
 from ..decoder.entropy import RansSubstreams, encode_substreams
 from ..decoder.learned_intra import IN_CLIP, anchor_mask, decode_latents, int_model, output_picture
 from ..picture import Picture
-from .core import (CODED_SIZE_ALIGN, CODING_MODE_TOOLS, LATENT_DECODERS, EncoderError, hash_units,
-                   layer_reconstructions, register_picture_encoder)
-
-
-def entropy_substream(subs: RansSubstreams) -> Struct:
-    """The entropy_substream() structure (7.2) of coded substreams."""
-    return Struct(es_num_lanes_minus1=subs.num_lanes - 1, es_lane_data_size=len(subs.lane_data),
-                  es_escape_data_size=len(subs.escape_data), es_lane_data=subs.lane_data,
-                  es_escape_data=subs.escape_data)
+from .core import (CODED_SIZE_ALIGN, CODING_MODE_TOOLS, LATENT_DECODERS, EncoderError, entropy_substream,
+                   hash_units, layer_reconstructions, register_picture_encoder)
 
 
 @functools.lru_cache(maxsize=2)
@@ -54,7 +47,9 @@ def analyse(model, pic: Picture, q: int, refine: int = 0, valid_hw=None, schedul
     return z_hat, y_g
 
 
-def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
+def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int, source: Picture | None = None):
+    """Units and layer reconstructions of a learned picture; ``pic`` is RGB at the coded
+    size, ``source`` the picture in the SPS colour format when that is YCbCr."""
     m = int_model(sps.sps_model_id)
     model = float_model(sps.sps_model_id)
     valid_hw = (pic.height - sps.sps_conf_win_bottom_offset, pic.width - sps.sps_conf_win_right_offset)
@@ -94,6 +89,13 @@ def encode_learned(enc, pic: Picture, sps, poc, q: int, *, num_layers: int):
         units.append((hls.UT_LATENT, lat, layer))
     x = m.synthesis(y_hat, q)[0].astype(np.uint16)
     recon = {num_layers - 1: output_picture(x, sps)}
+    res_qp = getattr(enc.cfg, "ResidualQP", -1)
+    if res_qp >= 0:
+        # clause 11: the residual of the top layer's picture against the source, in the output format
+        from .residual import encode_residual
+        res, recon[num_layers - 1] = encode_residual(source or pic, recon[num_layers - 1], res_qp,
+                                                     sps.sps_colour_space_idc)
+        units.append((hls.UT_RESIDUAL, res, num_layers - 1))
     if num_layers > 1 and getattr(enc.cfg, "BaseLayerHash", 1):
         # base-layer-only reconstruction (10.4: channels of undecoded layers take mu)
         yb = y_hat.copy()
@@ -108,20 +110,22 @@ def encode_learned_picture(enc, pic: Picture, sps, poc):
     if pic.bit_depth != 8 or (pic.colour_space == "ycbcr" and pic.chroma_format not in ("420", "444")):
         raise EncoderError("CodingMode learned: the model codes 8-bit RGB, or 8-bit YCbCr 4:2:0 / 4:4:4 "
                            f"pictures (got {pic.chroma_format} {pic.bit_depth}-bit {pic.colour_space})")
+    source = None
     if pic.colour_space == "ycbcr":
         from ..colour import ycbcr_to_rgb
+        source = pic
         pic = ycbcr_to_rgb(pic)   # non-normative; the decoder converts back normatively (10.7)
     num_layers = sps.sps_num_latent_layers_minus1 + 1
     cfg = enc.cfg
     if cfg.TargetBpp > 0:
-        q, units, recon, bpp = search_quality(enc, pic, sps, poc, cfg.TargetBpp, num_layers)
+        q, units, recon, bpp = search_quality(enc, pic, sps, poc, cfg.TargetBpp, num_layers, source)
         if bpp > cfg.TargetBpp:
             enc.log.append(f"POC {poc:4d} TargetBpp {cfg.TargetBpp:g} is below the rate of the lowest quality "
                            f"index: coded at quality 0, {bpp:.4f} bpp")
     else:
         q = cfg.Quality
-        units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
-    enc.log.append(f"POC {poc:4d} quality {q}")
+        units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers, source=source)
+    enc.log.append(f"POC {poc:4d} quality {q}" + (f" ResidualQP {cfg.ResidualQP}" if cfg.ResidualQP >= 0 else ""))
     return units, recon
 
 
@@ -134,7 +138,7 @@ def _units_bytes(units, sps):
     return w.nbytes
 
 
-def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
+def search_quality(enc, pic, sps, poc, target_bpp, num_layers, source=None):
     """Largest quality index whose picture rate is <= target (bisection; rate
     increases with the quality index), or 0 if none is; returns (q, units, recon,
     bpp) of that coding."""
@@ -143,7 +147,7 @@ def search_quality(enc, pic, sps, poc, target_bpp, num_layers):
     best, coded = 0, {}
 
     def code(q):
-        units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers)
+        units, recon = encode_learned(enc, pic, sps, poc, q, num_layers=num_layers, source=source)
         recons = layer_reconstructions(units, recon)
         # the latent hashes have a fixed size: a stand-in latent counts their bytes
         latents = {l: (np.zeros((1, 1, 1, 1), np.int64), 1) for l in recons} if getattr(enc.cfg, "LatentHash", 0) else None
