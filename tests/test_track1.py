@@ -63,6 +63,23 @@ def test_round_trip_equals_full_model(net, text_picture):
     assert tm.text_prf([boxes], [dets])["F1"] == 1.0
 
 
+def test_torch_head_equals_onnx_part2(net, text_picture):
+    """refsw.tasks.ppocr_head (part 2 in torch, for training through it) gives onnxruntime's map."""
+    torch = pytest.importorskip("torch")
+    from refsw.tasks.ppocr_head import CUT, build_head
+    rgb, _, _ = text_picture
+    feats = net.part1(rgb)
+    ref = net.part2(feats)["sigmoid_0.tmp_0"]
+    with torch.no_grad():
+        got = build_head()(*[torch.from_numpy(feats[n]) for n in CUT]).numpy()
+    assert got.shape == ref.shape and float(np.abs(got - ref).max()) < 1e-5
+    with torch.no_grad():     # and it depends on every cut tensor
+        for i in range(4):
+            f = [torch.from_numpy(feats[n]) for n in CUT]
+            f[i] = f[i] + 1.0
+            assert float(np.abs(build_head()(*f).numpy() - ref).max()) > 1e-3
+
+
 def test_cut_tensors_shapes_and_strides(net):
     assert [(c.name, c.channels, c.stride) for c in net.cut] == [
         ("p2o.Add.277", 24, 4), ("p2o.Add.271", 24, 8), ("p2o.Add.265", 24, 16), ("p2o.Add.259", 24, 32)]
