@@ -99,7 +99,10 @@ def train(steps, out):
         probs = [head(*d) for d in data]
     pv = float(torch.cat([p.flatten() for p in probs[:50]]).var())
     R, S = Reduce(), Restore()
-    opt = torch.optim.Adam(list(R.parameters()) + list(S.parameters()), lr=3e-4)
+    from refsw.models.entropy_models import FactorizedPrior
+    prior = FactorizedPrior(C, init_scale=64.0)   # rate proxy of the 8-bit values (RATE > 0)
+    lam_r = float(os.environ.get("RATE", "0"))
+    opt = torch.optim.Adam(list(R.parameters()) + list(S.parameters()) + list(prior.parameters()), lr=3e-4)
     rng = np.random.default_rng(0); t0 = time.time(); acc = 0
     for step in range(steps):
         idx = rng.integers(len(data), size=4)
@@ -114,6 +117,10 @@ def train(steps, out):
         lp = F.mse_loss(head(*r), tgt) / pv
         lf = sum(F.mse_loss(a, b) / v for a, b, v in zip(r, p, var)) / 4
         loss = lp + 0.1 * lf + 1e-2 * F.relu(y.abs() - A).square().mean()
+        if lam_r > 0:   # bits per picture sample of the noisy 8-bit values
+            q8 = (y.clamp(-A, A) + A) / (2 * A) * (2 ** NB - 1)
+            lik = prior.likelihood(q8 + torch.rand_like(q8) - 0.5 - 2 ** (NB - 1))
+            loss = loss + lam_r * (-torch.log2(lik.clamp_min(1e-9)).sum() / (p[0].shape[0] * 384 * 512))
         opt.zero_grad(); loss.backward(); opt.step()
         acc += loss.item()
         if step == int(steps * 0.8):
@@ -123,27 +130,20 @@ def train(steps, out):
     np.savez(out, **{f"R.{k}": v.numpy() for k, v in R.state_dict().items()},
              **{f"S.{k}": v.numpy() for k, v in S.state_dict().items()})
 
-def hevc_gray(frame, qp):
-    h, w = frame.shape
+def hevc_intra(samples, qp, pix_fmt, coded_fmt):
+    """(bits, decoded samples) of an x265 intra coding of a grey (H, W) or RGB (H, W, 3) uint8 array."""
+    h, w = samples.shape[:2]
     with tempfile.TemporaryDirectory() as d:
-        frame.astype(np.uint8).tofile(f"{d}/i.gray")
-        subprocess.run([FF, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gray", "-s", f"{w}x{h}", "-i", f"{d}/i.gray",
-                        "-c:v", "libx265", "-x265-params", f"qp={qp}:keyint=1:log-level=error", "-pix_fmt", "gray", f"{d}/o.hevc"], check=True)
+        samples.astype(np.uint8).tofile(f"{d}/i.raw")
+        subprocess.run([FF, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{w}x{h}",
+                        "-i", f"{d}/i.raw", "-c:v", "libx265", "-x265-params", f"qp={qp}:keyint=1:log-level=error",
+                        "-pix_fmt", coded_fmt, f"{d}/o.hevc"], check=True)
         nb = os.path.getsize(f"{d}/o.hevc")
-        subprocess.run([FF, "-v", "error", "-y", "-i", f"{d}/o.hevc", "-f", "rawvideo", "-pix_fmt", "gray", f"{d}/o.gray"], check=True)
-        out = np.fromfile(f"{d}/o.gray", np.uint8).reshape(h, w)
+        subprocess.run([FF, "-v", "error", "-y", "-i", f"{d}/o.hevc", "-f", "rawvideo", "-pix_fmt", pix_fmt,
+                        f"{d}/o.raw"], check=True)
+        out = np.fromfile(f"{d}/o.raw", np.uint8).reshape(samples.shape)
     return nb * 8, out
 
-def hevc_rgb(rgb, qp):
-    h, w = rgb.shape[:2]
-    with tempfile.TemporaryDirectory() as d:
-        rgb.astype(np.uint8).tofile(f"{d}/i.rgb")
-        subprocess.run([FF, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-i", f"{d}/i.rgb",
-                        "-c:v", "libx265", "-x265-params", f"qp={qp}:keyint=1:log-level=error", "-pix_fmt", "yuv420p", f"{d}/o.hevc"], check=True)
-        nb = os.path.getsize(f"{d}/o.hevc")
-        subprocess.run([FF, "-v", "error", "-y", "-i", f"{d}/o.hevc", "-f", "rawvideo", "-pix_fmt", "rgb24", f"{d}/o.rgb"], check=True)
-        out = np.fromfile(f"{d}/o.rgb", np.uint8).reshape(h, w, 3)
-    return nb * 8, out
 
 def evaluate(ckpt, qps, anchor_qps):
     from refsw.tasks.split import get_split_network
@@ -171,7 +171,7 @@ def evaluate(ckpt, qps, anchor_qps):
             c, h, w = q.shape; cols = int(math.ceil(math.sqrt(c))); rows = int(math.ceil(c / cols))
             fr = np.zeros((rows * h, cols * w), np.uint8)
             for i in range(c): fr[(i // cols) * h:(i // cols + 1) * h, (i % cols) * w:(i % cols + 1) * w] = q[i]
-            b, dec = hevc_gray(fr, qp); bits += b + 64
+            b, dec = hevc_intra(fr, qp, "gray", "gray"); bits += b + 64
             qd = np.stack([dec[(i // cols) * h:(i // cols + 1) * h, (i % cols) * w:(i % cols + 1) * w] for i in range(c)])
             yh = torch.from_numpy(qd.astype(np.float32) / 255 * (hi - lo) + lo)[None]
             with torch.no_grad():
@@ -183,7 +183,7 @@ def evaluate(ckpt, qps, anchor_qps):
     for qp in anchor_qps:
         bits, dets = 0, []
         for rgb, _, _ in pics:
-            b, dec = hevc_rgb(rgb, qp); bits += b
+            b, dec = hevc_intra(rgb, qp, "rgb24", "yuv420p"); bits += b
             dets.append(net.run(dec))
         m = text_prf(gts, dets)
         res["anchor"].append((bits / npx, m["F1"])); print("anchor qp", qp, f"bpp {bits/npx:.4f} F1 {m['F1']:.3f}", flush=True)
