@@ -12,8 +12,8 @@ intra at each QP, restored, part 2 and post-processing, pooled F1; the anchor co
 picture (x265 intra 4:2:0) and runs the whole network.
 
     python benchmarks/track1_feasibility.py prep
-    C=8 python benchmarks/track1_feasibility.py train 1500 out/t1/c8.npz
-    C=8 python benchmarks/track1_feasibility.py eval out/t1/c8.npz 27,32,37,42,47,51 32,37,42,47,51
+    C=8 RATE=0.1 python benchmarks/track1_feasibility.py train 1500 out/t1/c8r.npz   # RATE: rate-proxy weight
+    C=8 python benchmarks/track1_feasibility.py eval out/t1/c8r.npz 27,32,37,42,47,51 27,32,37,42,47,51
 """
 
 import glob
@@ -136,7 +136,7 @@ def hevc_intra(samples, qp, pix_fmt, coded_fmt):
     with tempfile.TemporaryDirectory() as d:
         samples.astype(np.uint8).tofile(f"{d}/i.raw")
         subprocess.run([FF, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{w}x{h}",
-                        "-i", f"{d}/i.raw", "-c:v", "libx265", "-x265-params", f"qp={qp}:keyint=1:log-level=error",
+                        "-i", f"{d}/i.raw", "-c:v", "libx265", "-x265-params", f"qp={qp}:keyint=1:info=0:hash=0:log-level=error",
                         "-pix_fmt", coded_fmt, f"{d}/o.hevc"], check=True)
         nb = os.path.getsize(f"{d}/o.hevc")
         subprocess.run([FF, "-v", "error", "-y", "-i", f"{d}/o.hevc", "-f", "rawvideo", "-pix_fmt", pix_fmt,
