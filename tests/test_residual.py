@@ -189,3 +189,18 @@ def test_task_decoding_ignores_the_residual(random_model):
     ua = [x for x in parse_units(a) if x.type_name == "LATENT"]
     ub = [x for x in parse_units(b) if x.type_name == "LATENT"]
     assert [x.payload for x in ua] == [x.payload for x in ub]
+
+
+def test_scale_table_as_fitted():
+    """Table 11-3 as refsw.train.fit_residual writes it: 3 x 16 x 15 values in 0..127,
+    non-decreasing in ActClass; the rendered spec tables equal it."""
+    import os
+    from refsw.decoder.residual_tables import RES_SCALE_TABLE
+    from syntax.render import parse_array
+    t = RES_SCALE_TABLE
+    assert t.shape == (3, 16, 15) and t.min() >= 0 and t.max() <= 127
+    assert (np.diff(t, axis=1) >= 0).all()
+    text = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "spec",
+                             "11-residual.md"), encoding="utf-8").read()
+    for c in range(3):
+        assert parse_array(text, f"ResScaleTable{c}") == t[c].tolist()
