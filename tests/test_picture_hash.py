@@ -226,9 +226,9 @@ def _tamper_latent(data, layer=0, delta=1):
     """A consistent stream whose LATENT unit of ``layer`` codes one symbol changed by ``delta``
     (re-entropy-coded against the decoder's own tables): every syntax and entropy check
     passes, the decoded latent differs (a buggy encoder, or an undetected transmission error)."""
-    from refsw.decoder.entropy import decode_substreams, encode_substreams
-    from refsw.decoder.learned_intra import _subs, int_model
-    from refsw.encoder.learned_intra import entropy_substream
+    from refsw.decoder.entropy import RansSubstreams, decode_substreams, encode_substreams
+    from refsw.decoder.learned_intra import int_model
+    from refsw.encoder.core import entropy_substream
     units = parse_units(data)
     sps = units[0].payload
     m = int_model(sps.sps_model_id)
@@ -237,11 +237,11 @@ def _tamper_latent(data, layer=0, delta=1):
     lat = next(u for u in units if u.unit_type == hls.UT_LATENT and u.unit_layer_id == layer)
     H, W = sps.sps_pic_height_in_luma_samples, sps.sps_pic_width_in_luma_samples
     zi = np.broadcast_to(np.arange(m.Z).reshape(m.Z, 1, 1), (m.Z, H // 64, W // 64))
-    z_hat = decode_substreams(_subs(hyp.hyp_substream), zi, m.z_tables).astype(np.int64)[None]
+    z_hat = decode_substreams(RansSubstreams.from_syntax(hyp.hyp_substream), zi, m.z_tables).astype(np.int64)[None]
     _, k = m.entropy_params(m.hyper_acc(z_hat, q), q)
     c0, c1 = m.layer_channels(sps.sps_num_latent_layers_minus1 + 1)[layer:layer + 2]
     kk = k[0, c0:c1]
-    s = decode_substreams(_subs(lat.payload.lat_substream), kk, m.y_tables).astype(np.int64)
+    s = decode_substreams(RansSubstreams.from_syntax(lat.payload.lat_substream), kk, m.y_tables).astype(np.int64)
     s[0, 0, 0] += delta
     payload = lat.payload
     payload.lat_substream = entropy_substream(encode_substreams(s, kk, m.y_tables))

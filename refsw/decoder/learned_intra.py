@@ -255,7 +255,7 @@ def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64
         raise BitstreamError(f"hyp_num_channels {hyp.hyp_num_channels}, the model has {m.Z}",
                              element="hyp_num_channels", clause="7.3", where=f"unit {hyp_unit.index}")
     zi = np.broadcast_to(np.arange(m.Z).reshape(m.Z, 1, 1), (m.Z, hs_, ws_))
-    z_hat = decode_substreams(_subs(hyp.hyp_substream), zi, m.z_tables)
+    z_hat = decode_substreams(RansSubstreams.from_syntax(hyp.hyp_substream), zi, m.z_tables)
     z_hat = to_device(z_hat.astype(np.int64)[None], device)
     acc = m.hyper_acc(z_hat, q, path, device)
     mu, k = m.entropy_params(acc, q, device)
@@ -281,12 +281,12 @@ def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64
         layers.append((u, c0, c1))
     if m.ctx is None:
         for u, c0, c1 in layers:
-            y_hat[0, c0:c1] += decode_substreams(_subs(u.payload.lat_substream), kk[c0:c1], gt).astype(np.int64)
+            y_hat[0, c0:c1] += decode_substreams(RansSubstreams.from_syntax(u.payload.lat_substream), kk[c0:c1], gt).astype(np.int64)
         return to_device(y_hat, device)
     # 10.9: first pass, the anchors of every present layer
     A = anchor_mask(H // m.stride, W // m.stride).astype(bool)
     for u, c0, c1 in layers:
-        s = decode_substreams(_subs(u.payload.lat_substream), kk[c0:c1][:, A], gt)
+        s = decode_substreams(RansSubstreams.from_syntax(u.payload.lat_substream), kk[c0:c1][:, A], gt)
         y_hat[0, c0:c1][:, A] += s.astype(np.int64)
     # the context, then the second pass: the non-anchors
     present = np.zeros(m.M, dtype=bool)      # channels of the present layers; the others feed 0
@@ -297,13 +297,9 @@ def decode_latents(m: IntModel, sps, hyp_unit, lat_units, q, H, W, path="float64
     mu2, k2 = (to_numpy(v) for v in m.entropy_params(acc2, q, device))
     N = ~A
     for u, c0, c1 in layers:
-        s = decode_substreams(_subs(u.payload.lat_ctx_substream), k2[0, c0:c1][:, N], gt)
+        s = decode_substreams(RansSubstreams.from_syntax(u.payload.lat_ctx_substream), k2[0, c0:c1][:, N], gt)
         y_hat[0, c0:c1][:, N] = mu2[0, c0:c1][:, N] + s.astype(np.int64)
     return to_device(y_hat, device)
-
-
-def _subs(es) -> RansSubstreams:
-    return RansSubstreams(es.es_num_lanes_minus1 + 1, bytes(es.es_lane_data), bytes(es.es_escape_data))
 
 
 def learned_picture_units(cp: CodedPicture):

@@ -150,9 +150,7 @@ def decode_levels(res, pred, classes, where) -> list[np.ndarray]:
     """Entropy decoding of the coefficient levels of every component (11.3)."""
     ks = scale_indexes(pred, classes, component_qps(res, len(pred)), res.res_scale_offset)
     flat = np.concatenate([k.reshape(-1) for k in ks])
-    es = res.res_substream
-    subs = RansSubstreams(es.es_num_lanes_minus1 + 1, bytes(es.es_lane_data), bytes(es.es_escape_data))
-    sym = decode_substreams(subs, flat, gaussian_tables()).astype(np.int64)
+    sym = decode_substreams(RansSubstreams.from_syntax(res.res_substream), flat, gaussian_tables()).astype(np.int64)
     if sym.size and int(np.abs(sym).max()) > RES_MAX_LEVEL:
         raise residual_error(f"coefficient level {int(np.abs(sym).max())} beyond +-{RES_MAX_LEVEL}",
                              element="res_substream", where=where,

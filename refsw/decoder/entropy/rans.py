@@ -60,6 +60,11 @@ class RansSubstreams:
     lane_data: bytes
     escape_data: bytes
 
+    @classmethod
+    def from_syntax(cls, es) -> "RansSubstreams":
+        """The substreams of a parsed entropy_substream() structure (7.4)."""
+        return cls(es.es_num_lanes_minus1 + 1, bytes(es.es_lane_data), bytes(es.es_escape_data))
+
 
 def _err(message, *, element, bitpos=None, clause, shall=None, where="lane data"):
     return BitstreamError(message, structure=STRUCTURE, element=element, bitpos=bitpos,
